@@ -1,0 +1,291 @@
+//! Cầu's configuration.
+//!
+//! The documented default file, `config/cau.toml`, is compiled into the binary and is
+//! the single source of defaults: a user's file is laid over it key by key, and
+//! `CAU_<SECTION>_<OPTION>` environment variables are laid over both. Keeping the
+//! defaults in the documented file means the documentation cannot drift from the code.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The documented default configuration, as shipped.
+pub const DEFAULT_TOML: &str = include_str!("../cau.toml");
+
+/// The whole configuration of one Cầu server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub media: MediaConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub self_signed_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Off,
+    Files,
+    SelfSigned,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub udp_listen: SocketAddr,
+    pub advertised_ip: IpAddr,
+    peer_timeout_ms: u64,
+    keyframe_request_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_participants_per_room: usize,
+    pub max_peers: usize,
+    pub max_message_bytes: usize,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The user's file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML.
+    #[error("{origin} is not valid TOML: {message}")]
+    Syntax { origin: String, message: String },
+    /// An option is unknown, has the wrong type, or an invalid value.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// An environment variable names a known option but its value does not fit it.
+    #[error("environment variable {name}: {message}")]
+    Environment { name: String, message: String },
+}
+
+impl Config {
+    /// The built-in defaults, exactly as documented in `config/cau.toml`.
+    pub fn defaults() -> Config {
+        // The shipped file is checked by the `defaults_parse` test; failing here is a
+        // build defect, not a user error.
+        Config::from_layers(None, std::iter::empty()).expect("the shipped default configuration is valid")
+    }
+
+    /// Loads the defaults, then the file at `path` if given, then `CAU_*` variables
+    /// from `env` (pass `std::env::vars()`).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let user = match path {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        Config::from_layers(user.as_ref().map(|(o, t)| (o.as_str(), t.as_str())), env)
+    }
+
+    /// Loads the defaults overlaid with the TOML text `user` (named `origin` in errors)
+    /// and the `CAU_*` variables in `env`.
+    pub fn from_layers(
+        user: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = parse_table("the default configuration", DEFAULT_TOML)?;
+        if let Some((origin, text)) = user {
+            let overlay = parse_table(origin, text)?;
+            overlay_table(&mut merged, overlay, "")?;
+        }
+        for (name, value) in env {
+            apply_env(&mut merged, &name, &value)?;
+        }
+        let config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.tls.mode == TlsMode::Files
+            && (self.tls.cert.as_os_str().is_empty() || self.tls.key.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "tls.mode = \"files\" needs tls.cert and tls.key".into(),
+            ));
+        }
+        if self.media.advertised_ip.is_unspecified() {
+            return Err(ConfigError::Invalid(
+                "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::".into(),
+            ));
+        }
+        if self.limits.max_participants_per_room == 0 || self.limits.max_peers == 0 {
+            return Err(ConfigError::Invalid("limits must be at least 1".into()));
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_message_bytes must be at least 1024: SDP offers are several KiB".into(),
+            ));
+        }
+        if self.media.peer_timeout_ms < 1000 {
+            return Err(ConfigError::Invalid(
+                "media.peer_timeout_ms must be at least 1000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl MediaConfig {
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_millis(self.peer_timeout_ms)
+    }
+
+    pub fn keyframe_request_interval(&self) -> Duration {
+        Duration::from_millis(self.keyframe_request_interval_ms)
+    }
+}
+
+fn parse_table(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Lays `overlay` over `base` key by key. A key the defaults do not have is an error,
+/// so a misspelt option is reported instead of silently ignored.
+fn overlay_table(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    for (key, value) in overlay {
+        let path = format!("{prefix}{key}");
+        let Some(slot) = base.get_mut(&key) else {
+            return Err(ConfigError::Invalid(format!("unknown option `{path}`")));
+        };
+        match (slot, value) {
+            (toml::Value::Table(inner), toml::Value::Table(value)) => {
+                overlay_table(inner, value, &format!("{path}."))?
+            }
+            (toml::Value::Table(_), _) => {
+                return Err(ConfigError::Invalid(format!("`{path}` must be a table")));
+            }
+            (slot, value) => *slot = value,
+        }
+    }
+    Ok(())
+}
+
+/// Applies one environment variable if it names a known option. The value is read as the
+/// type of the option's default: a string stays a string, a number or list is parsed as TOML.
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(rest) = name.strip_prefix("CAU_") else {
+        return Ok(());
+    };
+    for (section, options) in table.iter_mut() {
+        let toml::Value::Table(options) = options else { continue };
+        let section_prefix = format!("{}_", section.to_uppercase());
+        let Some(option) = rest.strip_prefix(&section_prefix) else { continue };
+        for (key, slot) in options.iter_mut() {
+            if key.to_uppercase() != option {
+                continue;
+            }
+            let parsed = match slot {
+                toml::Value::String(_) => toml::Value::String(value.to_owned()),
+                _ => parse_scalar(value).map_err(|message| ConfigError::Environment {
+                    name: name.to_owned(),
+                    message,
+                })?,
+            };
+            *slot = parsed;
+            return Ok(());
+        }
+    }
+    // Other CAU_ variables (such as CAU_ADMIN_TOKEN) belong to other parts of Cầu.
+    Ok(())
+}
+
+fn parse_scalar(value: &str) -> Result<toml::Value, String> {
+    let doc = format!("v = {value}");
+    let mut table = doc.parse::<toml::Table>().map_err(|e| e.message().to_owned())?;
+    table.remove("v").ok_or_else(|| "no value".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let config = Config::defaults();
+        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.tls.mode, TlsMode::Off);
+        assert_eq!(config.media.advertised_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(config.media.peer_timeout(), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn user_file_overrides_only_what_it_names() {
+        let user = "[media]\nadvertised_ip = \"10.1.2.3\"\n";
+        let config = Config::from_layers(Some(("test.toml", user)), env(&[])).unwrap();
+        assert_eq!(config.media.advertised_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let user = "[limits]\nmax_peers = 10\n";
+        let config = Config::from_layers(
+            Some(("test.toml", user)),
+            env(&[("CAU_LIMITS_MAX_PEERS", "20"), ("CAU_HTTP_LISTEN", "0.0.0.0:9000")]),
+        )
+        .unwrap();
+        assert_eq!(config.limits.max_peers, 20);
+        assert_eq!(config.http.listen, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let check = |user: &str, env_pairs: &[(&str, &str)], expected: &str| {
+            let err = Config::from_layers(Some(("test.toml", user)), env(env_pairs)).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(expected), "{text:?} should mention {expected:?}");
+        };
+        check("[media]\nadvertized_ip = \"1.2.3.4\"", &[], "unknown option `media.advertized_ip`");
+        check("[media", &[], "test.toml is not valid TOML");
+        check("[tls]\nmode = \"files\"", &[], "needs tls.cert and tls.key");
+        check("[tls]\nmode = \"sometimes\"", &[], "unknown variant");
+        check("", &[("CAU_LIMITS_MAX_PEERS", "many")], "CAU_LIMITS_MAX_PEERS");
+        check("[media]\nadvertised_ip = \"0.0.0.0\"", &[], "not 0.0.0.0");
+        check("[http]\nlisten = 8080", &[], "invalid configuration");
+    }
+}

@@ -1,0 +1,809 @@
+//! The sans-IO forwarding core.
+//!
+//! [`Sfu`] owns every peer's str0m [`Rtc`], in RTP mode: packets are forwarded as
+//! packets, never reassembled into frames, which keeps latency and CPU per packet low.
+//! It routes each datagram to its peer by remote address, or for a new address by the
+//! ICE username of a STUN request, with hash lookups only. It negotiates with each peer
+//! as the only offerer after the peer's first offer, so offers never cross.
+//!
+//! The rule that keeps it correct is str0m's: after every input, drain the outputs of
+//! every peer the input touched until each yields a timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::crypto::CryptoProvider;
+use str0m::format::PayloadParams;
+use str0m::ice::StunMessage;
+use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::throttle::KeyframeThrottle;
+use crate::{Command, GoneReason, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId, SfuError};
+
+/// How the core is set up.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The address browsers send media to: the host candidate in every SDP, and the
+    /// destination of every datagram handed to [`Sfu::handle_datagram`].
+    pub candidate_addr: SocketAddr,
+    /// A connected peer silent this long is dropped.
+    pub peer_timeout: Duration,
+    /// A peer that never connects is dropped after this long: ICE and DTLS over a slow
+    /// line take a few round trips, so this is longer than `peer_timeout`.
+    pub connect_timeout: Duration,
+    /// At most one keyframe request per track per interval reaches a publisher.
+    pub keyframe_request_interval: Duration,
+}
+
+/// Counters over the core's life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub peers: usize,
+    pub rooms: usize,
+    /// RTP packets received from publishers.
+    pub packets_received: u64,
+    /// RTP packets handed to subscribers' connections (one per subscriber).
+    pub packets_forwarded: u64,
+    /// Datagrams that were not STUN, DTLS, RTP or RTCP.
+    pub datagrams_malformed: u64,
+    /// Datagrams from an unknown address that named no known peer.
+    pub datagrams_unroutable: u64,
+    /// Keyframe requests that reached publishers.
+    pub keyframe_requests_sent: u64,
+}
+
+/// The forwarding core. See the module documentation.
+pub struct Sfu {
+    config: SfuConfig,
+    /// One crypto provider for every peer, chosen once rather than looked up per peer.
+    crypto: Arc<CryptoProvider>,
+    pub(crate) peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<RoomId, Vec<PeerId>>,
+    /// Remote address to peer, learnt when a peer's ICE agent first answers that address.
+    pub(crate) by_address: HashMap<SocketAddr, PeerId>,
+    /// Our ICE username fragment of each peer, to route a STUN request from a new address.
+    by_ufrag: HashMap<String, PeerId>,
+    /// Peers touched by the current input that still need draining.
+    dirty: Vec<PeerId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(PeerId, PeerEvent)>,
+    stats: SfuStats,
+}
+
+pub(crate) struct Peer {
+    room: RoomId,
+    rtc: Rtc,
+    pub(crate) local_ufrag: String,
+    /// Remote addresses bound to this peer in `Sfu::by_address`.
+    addresses: Vec<SocketAddr>,
+    created: Instant,
+    last_heard: Option<Instant>,
+    connected: bool,
+    /// str0m's next timeout for this peer.
+    rtc_timeout: Instant,
+    /// Tracks this peer publishes, by their mid in this peer's SDP.
+    tracks_in: HashMap<Mid, TrackIn>,
+    /// Other peers' tracks sent to this peer, by source.
+    tracks_out: HashMap<TrackKey, TrackOut>,
+    /// The peer's own first offer has been answered; from now on the SFU offers.
+    may_offer: bool,
+    pending_offer: Option<SdpPendingOffer>,
+    negotiation_needed: bool,
+    is_dirty: bool,
+}
+
+/// A published track: the publishing peer and the track's mid in its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TrackKey {
+    peer: PeerId,
+    mid: Mid,
+}
+
+struct TrackIn {
+    kind: MediaKind,
+    keyframes: KeyframeThrottle,
+}
+
+struct TrackOut {
+    kind: MediaKind,
+    state: OutState,
+    /// The source peer left while this line was being negotiated: stop it after.
+    source_gone: bool,
+    /// Source payload type to ours, learnt on first sight of each source type.
+    payload_types: Vec<(Pt, Option<Pt>)>,
+    /// Subtracted from the source's extended sequence numbers so that this
+    /// connection's numbering starts in rollover period zero, as SRTP expects of a
+    /// new stream, however long the source has been sending.
+    seq_base: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// Waiting for the next offer.
+    ToOpen,
+    /// In an offer awaiting its answer.
+    Negotiating(Mid),
+    Open(Mid),
+    /// To be stopped in the next offer.
+    ToStop(Mid),
+    /// Stopped in an offer awaiting its answer.
+    Stopping(Mid),
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Sfu {
+        Sfu {
+            config,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_address: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            dirty: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+        }
+    }
+
+    /// Carries out one command from signaling.
+    pub fn handle_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::AddPeer {
+                peer,
+                room,
+                offer_sdp,
+            } => self.add_peer(peer, room, &offer_sdp, now),
+            Command::Answer { peer, sdp } => self.accept_answer(peer, &sdp, now),
+            Command::RemoteCandidate { peer, candidate } => self.add_candidate(peer, &candidate),
+            Command::RemovePeer { peer } => {
+                self.remove_peer(peer, None);
+            }
+        }
+        self.drain_dirty(now);
+    }
+
+    /// Handles one datagram that arrived on the media socket from `source`.
+    pub fn handle_datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.stats.datagrams_malformed += 1;
+            return;
+        };
+        let Some(id) = self.route(source, data) else {
+            self.stats.datagrams_unroutable += 1;
+            return;
+        };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination: self.config.candidate_addr,
+            contents,
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.last_heard = Some(now);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            peer.rtc.handle_input(Input::Receive(now, receive))
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            // A bad packet is the sender's problem, and the sender may be an attacker
+            // spoofing this peer's address: it must not cost the peer its connection.
+            Ok(Err(e)) => tracing::debug!(peer = %id, "input refused: {e}"),
+            Err(_) => {
+                tracing::error!(peer = %id, "str0m panicked on input; dropping the peer");
+                self.remove_peer(id, Some(GoneReason::MediaFailed));
+                return;
+            }
+        }
+        self.mark_dirty(id);
+        self.drain_dirty(now);
+    }
+
+    /// Advances time: str0m timers, deferred keyframe requests and peer timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        let mut silent = Vec::new();
+        for (&id, peer) in &self.peers {
+            if self.is_silent(peer, now) {
+                silent.push(id);
+            } else if peer.rtc_timeout <= now {
+                due.push(id);
+            }
+        }
+        for id in silent {
+            self.remove_peer(id, Some(GoneReason::Timeout));
+        }
+        for id in due {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let result = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(now))));
+            if result.is_err() {
+                tracing::error!(peer = %id, "str0m panicked on timeout; dropping the peer");
+                self.remove_peer(id, Some(GoneReason::MediaFailed));
+                continue;
+            }
+            self.mark_dirty(id);
+        }
+        self.release_deferred_keyframe_requests(now);
+        self.drain_dirty(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for signaling.
+    pub fn poll_event(&mut self) -> Option<(PeerId, PeerEvent)> {
+        self.events.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] must next be called, if anything waits on time.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for peer in self.peers.values() {
+            consider(peer.rtc_timeout);
+            consider(self.silence_deadline(peer));
+            for track in peer.tracks_in.values() {
+                if let Some(t) = track.keyframes.deadline() {
+                    consider(t);
+                }
+            }
+        }
+        next
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            peers: self.peers.len(),
+            rooms: self.rooms.len(),
+            ..self.stats
+        }
+    }
+
+    fn add_peer(&mut self, id: PeerId, room: RoomId, offer_sdp: &str, now: Instant) {
+        if self.peers.contains_key(&id) {
+            self.reject(id, SfuError::DuplicatePeer(id));
+            return;
+        }
+        let offer = match SdpOffer::from_sdp_string(offer_sdp) {
+            Ok(offer) => offer,
+            Err(e) => return self.reject(id, SfuError::BadOffer(e.to_string())),
+        };
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(self.crypto.clone())
+            .set_rtp_mode(true)
+            // The SFU has one public address and answers ICE checks only: ICE-lite keeps
+            // it from probing browsers' private addresses.
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
+            Ok(c) => c,
+            Err(e) => return self.reject(id, SfuError::BadOffer(format!("no usable local candidate: {e}"))),
+        };
+        rtc.add_local_candidate(candidate);
+        let accepted = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
+        let answer = match accepted {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return self.reject(id, SfuError::BadOffer(e.to_string())),
+            Err(_) => return self.reject(id, SfuError::BadOffer("the offer could not be processed".into())),
+        };
+        let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let peer = Peer {
+            room,
+            rtc,
+            local_ufrag: local_ufrag.clone(),
+            addresses: Vec::new(),
+            created: now,
+            last_heard: None,
+            connected: false,
+            rtc_timeout: now,
+            tracks_in: HashMap::new(),
+            tracks_out: HashMap::new(),
+            may_offer: false,
+            pending_offer: None,
+            negotiation_needed: false,
+            is_dirty: false,
+        };
+        self.peers.insert(id, peer);
+        self.by_ufrag.insert(local_ufrag, id);
+        self.rooms.entry(room).or_default().push(id);
+        self.events.push_back((id, PeerEvent::Answer { sdp: answer.to_sdp_string() }));
+
+        // Subscribe the newcomer to every track already published in the room. Its own
+        // tracks reach the others when draining it reports them as added media.
+        let existing: Vec<(TrackKey, MediaKind)> = self.room_members(room)
+            .filter(|&other| other != id)
+            .filter_map(|other| self.peers.get(&other).map(|p| (other, p)))
+            .flat_map(|(other, p)| {
+                p.tracks_in
+                    .iter()
+                    .map(move |(&mid, track)| (TrackKey { peer: other, mid }, track.kind))
+            })
+            .collect();
+        if let Some(peer) = self.peers.get_mut(&id) {
+            for (key, kind) in existing {
+                peer.tracks_out.insert(key, TrackOut::new(kind));
+            }
+            peer.may_offer = true;
+            peer.negotiation_needed = !peer.tracks_out.is_empty();
+        }
+        self.mark_dirty(id);
+    }
+
+    fn accept_answer(&mut self, id: PeerId, sdp: &str, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return self.reject(id, SfuError::UnknownPeer(id));
+        };
+        let Some(pending) = peer.pending_offer.take() else {
+            return self.reject(id, SfuError::NoPendingOffer);
+        };
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string());
+        let accepted = answer.and_then(|answer| {
+            catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer)))
+                .map_err(|_| "the answer could not be processed".to_owned())?
+                .map_err(|e| e.to_string())
+        });
+        if let Err(message) = accepted {
+            // The offer is void: what it carried goes into the next one.
+            for track in peer.tracks_out.values_mut() {
+                track.state = match track.state {
+                    OutState::Negotiating(_) => OutState::ToOpen,
+                    OutState::Stopping(mid) => OutState::ToStop(mid),
+                    other => other,
+                };
+            }
+            peer.negotiation_needed = true;
+            self.mark_dirty(id);
+            return self.reject(id, SfuError::BadAnswer(message));
+        }
+        let mut opened = Vec::new();
+        peer.tracks_out.retain(|key, track| match track.state {
+            OutState::Negotiating(mid) if track.source_gone => {
+                track.state = OutState::ToStop(mid);
+                true
+            }
+            OutState::Negotiating(mid) => {
+                track.state = OutState::Open(mid);
+                opened.push(*key);
+                true
+            }
+            OutState::Stopping(_) => false,
+            _ => true,
+        });
+        peer.negotiation_needed |= peer.tracks_out.values().any(TrackOut::awaits_offer);
+        self.mark_dirty(id);
+        // A new subscriber can show nothing until the next keyframe.
+        for key in opened {
+            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    fn add_candidate(&mut self, id: PeerId, line: &str) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return self.reject(id, SfuError::UnknownPeer(id));
+        };
+        let line = line.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        if line.is_empty() {
+            return; // End of candidates.
+        }
+        match Candidate::from_sdp_string(line) {
+            Ok(candidate) => peer.rtc.add_remote_candidate(candidate),
+            Err(e) => self.reject(id, SfuError::BadCandidate(e.to_string())),
+        }
+    }
+
+    /// Forgets a peer. With a reason, the peer is told it is gone; without, signaling
+    /// asked for the removal and needs no answer.
+    fn remove_peer(&mut self, id: PeerId, reason: Option<GoneReason>) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        for address in &peer.addresses {
+            self.by_address.remove(address);
+        }
+        self.by_ufrag.remove(&peer.local_ufrag);
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|&m| m != id);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        let members: Vec<PeerId> = self.room_members(peer.room).collect();
+        for other in members {
+            let Some(subscriber) = self.peers.get_mut(&other) else { continue };
+            let mut changed = false;
+            subscriber.tracks_out.retain(|key, track| {
+                if key.peer != id {
+                    return true;
+                }
+                changed = true;
+                match track.state {
+                    OutState::ToOpen => false,
+                    OutState::Negotiating(_) => {
+                        track.source_gone = true;
+                        true
+                    }
+                    OutState::Open(mid) => {
+                        track.state = OutState::ToStop(mid);
+                        true
+                    }
+                    OutState::ToStop(_) | OutState::Stopping(_) => true,
+                }
+            });
+            if changed {
+                subscriber.negotiation_needed = true;
+                self.mark_dirty(other);
+            }
+        }
+        if let Some(reason) = reason {
+            self.events.push_back((id, PeerEvent::Gone { reason }));
+        }
+    }
+
+    fn reject(&mut self, id: PeerId, error: SfuError) {
+        self.events.push_back((id, PeerEvent::Rejected { error }));
+    }
+
+    fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<PeerId> {
+        if let Some(&id) = self.by_address.get(&source) {
+            return Some(id);
+        }
+        // Only an ICE check may introduce a new address, and it names its peer by our
+        // username fragment. The address is bound once that peer's ICE agent answers.
+        let message = StunMessage::parse(data).ok()?;
+        let (local, _remote) = message.split_username()?;
+        self.by_ufrag.get(local).copied()
+    }
+
+    fn room_members(&self, room: RoomId) -> impl Iterator<Item = PeerId> + '_ {
+        self.rooms.get(&room).into_iter().flatten().copied()
+    }
+
+    fn is_silent(&self, peer: &Peer, now: Instant) -> bool {
+        now >= self.silence_deadline(peer)
+    }
+
+    fn silence_deadline(&self, peer: &Peer) -> Instant {
+        match (peer.connected, peer.last_heard) {
+            (true, Some(heard)) => heard + self.config.peer_timeout,
+            // Until it connects, a peer gets the longer connect timeout, counted from
+            // whichever is later: its creation or the last packet heard.
+            (_, heard) => heard.unwrap_or(peer.created).max(peer.created) + self.config.connect_timeout,
+        }
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            if !peer.is_dirty {
+                peer.is_dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Drains every touched peer until each yields a timeout. Draining one peer may
+    /// touch others (forwarded packets, keyframe requests), so this loops until no peer
+    /// is left dirty.
+    fn drain_dirty(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop() {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.is_dirty = false;
+            }
+            self.negotiate_if_needed(id);
+            self.drain(id, now);
+        }
+    }
+
+    fn drain(&mut self, id: PeerId, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            if !peer.rtc.is_alive() {
+                self.remove_peer(id, Some(GoneReason::MediaFailed));
+                return;
+            }
+            let output = match catch_unwind(AssertUnwindSafe(|| peer.rtc.poll_output())) {
+                Ok(Ok(output)) => output,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %id, "connection failed: {e}");
+                    self.remove_peer(id, Some(GoneReason::MediaFailed));
+                    return;
+                }
+                Err(_) => {
+                    tracing::error!(peer = %id, "str0m panicked on output; dropping the peer");
+                    self.remove_peer(id, Some(GoneReason::MediaFailed));
+                    return;
+                }
+            };
+            match output {
+                Output::Timeout(at) => {
+                    peer.rtc_timeout = at;
+                    return;
+                }
+                Output::Transmit(transmit) => {
+                    if !peer.addresses.contains(&transmit.destination) {
+                        self.bind_address(id, transmit.destination);
+                    }
+                    self.transmits.push_back(transmit);
+                }
+                Output::Event(event) => self.handle_event(id, event, now),
+            }
+        }
+    }
+
+    fn bind_address(&mut self, id: PeerId, address: SocketAddr) {
+        if let Some(previous) = self.by_address.insert(address, id) {
+            if previous != id {
+                // The address moved to another peer (a client reusing a port).
+                if let Some(old) = self.peers.get_mut(&previous) {
+                    old.addresses.retain(|a| *a != address);
+                }
+            }
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.addresses.push(address);
+        }
+    }
+
+    fn handle_event(&mut self, id: PeerId, event: Event, now: Instant) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(id, packet),
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                self.publish(id, added.mid, kind_of(added.kind));
+            }
+            Event::KeyframeRequest(request) => {
+                let Some(peer) = self.peers.get(&id) else { return };
+                let source = peer.tracks_out.iter().find_map(|(key, track)| {
+                    (track.state == OutState::Open(request.mid)).then_some(*key)
+                });
+                if let Some(key) = source {
+                    self.request_keyframe(key, request.kind, now);
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                let connected = matches!(
+                    state,
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                );
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    if connected && !peer.connected {
+                        peer.connected = true;
+                        self.events.push_back((id, PeerEvent::Connected));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A peer's new track: subscribe every other peer of the room to it.
+    fn publish(&mut self, id: PeerId, mid: Mid, kind: MediaKind) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.tracks_in.contains_key(&mid) {
+            return;
+        }
+        peer.tracks_in.insert(
+            mid,
+            TrackIn {
+                kind,
+                keyframes: KeyframeThrottle::new(interval),
+            },
+        );
+        let room = peer.room;
+        self.events.push_back((id, PeerEvent::TrackPublished { kind }));
+        let members: Vec<PeerId> = self.room_members(room).filter(|&m| m != id).collect();
+        for other in members {
+            if let Some(subscriber) = self.peers.get_mut(&other) {
+                subscriber
+                    .tracks_out
+                    .insert(TrackKey { peer: id, mid }, TrackOut::new(kind));
+                subscriber.negotiation_needed = true;
+                self.mark_dirty(other);
+            }
+        }
+    }
+
+    /// Writes one received RTP packet into every subscriber's connection.
+    fn forward(&mut self, id: PeerId, packet: RtpPacket) {
+        self.stats.packets_received += 1;
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(mid) = peer.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid()) else {
+            return;
+        };
+        let room = peer.room;
+        let key = TrackKey { peer: id, mid };
+        let source_params: Option<PayloadParams> = peer
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == packet.header.payload_type)
+            .copied();
+        let members = self.rooms.get(&room).map(Vec::as_slice).unwrap_or_default();
+        for &other in members {
+            if other == id {
+                continue;
+            }
+            let Some(subscriber) = self.peers.get_mut(&other) else { continue };
+            let Some(track) = subscriber.tracks_out.get_mut(&key) else { continue };
+            let OutState::Open(out_mid) = track.state else { continue };
+            let Some(pt) = track.payload_type_for(packet.header.payload_type, source_params, &subscriber.rtc) else {
+                continue;
+            };
+            let seq_base = *track.seq_base.get_or_insert(*packet.seq_no & !0xffff);
+            let Some(seq) = (*packet.seq_no).checked_sub(seq_base) else {
+                continue; // Reordered from before this subscriber's first packet.
+            };
+            let nackable = track.kind == MediaKind::Video;
+            let mut direct = subscriber.rtc.direct_api();
+            let Some(stream) = direct.stream_tx_by_mid(out_mid, None) else { continue };
+            stream.write_rtp(
+                RtpWrite::new(
+                    pt,
+                    SeqNo::from(seq),
+                    packet.header.timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(packet.header.marker)
+                .ext_vals(packet.header.ext_vals.clone())
+                .nackable(nackable),
+            );
+            self.stats.packets_forwarded += 1;
+            if !subscriber.is_dirty {
+                subscriber.is_dirty = true;
+                self.dirty.push(other);
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self, key: TrackKey, kind: KeyframeRequestKind, now: Instant) {
+        let Some(publisher) = self.peers.get_mut(&key.peer) else { return };
+        let Some(track) = publisher.tracks_in.get_mut(&key.mid) else { return };
+        if track.kind != MediaKind::Video || !track.keyframes.request(now) {
+            return;
+        }
+        if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, None) {
+            stream.request_keyframe(kind);
+            self.stats.keyframe_requests_sent += 1;
+        }
+        self.mark_dirty(key.peer);
+    }
+
+    fn release_deferred_keyframe_requests(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        for (&id, peer) in &mut self.peers {
+            for (&mid, track) in &mut peer.tracks_in {
+                if track.keyframes.poll_deferred(now) {
+                    due.push(TrackKey { peer: id, mid });
+                }
+            }
+        }
+        for key in due {
+            let Some(publisher) = self.peers.get_mut(&key.peer) else { continue };
+            if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, None) {
+                stream.request_keyframe(KeyframeRequestKind::Pli);
+                self.stats.keyframe_requests_sent += 1;
+            }
+            self.mark_dirty(key.peer);
+        }
+    }
+
+    /// Sends an offer carrying every queued track change, unless one is outstanding.
+    fn negotiate_if_needed(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if !peer.negotiation_needed || !peer.may_offer || peer.pending_offer.is_some() {
+            return;
+        }
+        peer.negotiation_needed = false;
+        let mut change = peer.rtc.sdp_api();
+        for (key, track) in peer.tracks_out.iter_mut() {
+            match track.state {
+                OutState::ToOpen => {
+                    let mid = change.add_media(
+                        match track.kind {
+                            MediaKind::Audio => str0m::media::MediaKind::Audio,
+                            MediaKind::Video => str0m::media::MediaKind::Video,
+                        },
+                        Direction::SendOnly,
+                        // The stream id is the source peer, so the client can tell
+                        // whose track this is from the SDP alone.
+                        Some(key.peer.to_string()),
+                        Some(format!("{}-{}", key.peer, key.mid)),
+                        None,
+                    );
+                    track.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    track.state = OutState::Stopping(mid);
+                }
+                _ => {}
+            }
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        peer.pending_offer = Some(pending);
+        let mut tracks: Vec<OutgoingTrack> = peer
+            .tracks_out
+            .iter()
+            .filter_map(|(key, track)| match track.state {
+                OutState::Negotiating(mid) | OutState::Open(mid) if !track.source_gone => Some(OutgoingTrack {
+                    mid: mid.to_string(),
+                    source: key.peer,
+                    kind: track.kind,
+                }),
+                _ => None,
+            })
+            .collect();
+        tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+        self.events.push_back((
+            id,
+            PeerEvent::Offer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+        ));
+    }
+}
+
+impl TrackOut {
+    fn new(kind: MediaKind) -> TrackOut {
+        TrackOut {
+            kind,
+            state: OutState::ToOpen,
+            source_gone: false,
+            payload_types: Vec::new(),
+            seq_base: None,
+        }
+    }
+
+    fn awaits_offer(&self) -> bool {
+        matches!(self.state, OutState::ToOpen | OutState::ToStop(_))
+    }
+
+    /// Our payload type for the source's, matched by codec; `None` if we have no match.
+    fn payload_type_for(&mut self, source_pt: Pt, source: Option<PayloadParams>, rtc: &Rtc) -> Option<Pt> {
+        if let Some((_, ours)) = self.payload_types.iter().find(|(pt, _)| *pt == source_pt) {
+            return *ours;
+        }
+        let ours = source.and_then(|source| {
+            let spec = source.spec();
+            rtc.codec_config()
+                .params()
+                .iter()
+                .find(|p| {
+                    let candidate = p.spec();
+                    candidate.codec == spec.codec
+                        && candidate.clock_rate == spec.clock_rate
+                        && candidate.channels == spec.channels
+                })
+                .map(|p| p.pt())
+        });
+        self.payload_types.push((source_pt, ours));
+        ours
+    }
+}
+
+fn kind_of(kind: str0m::media::MediaKind) -> MediaKind {
+    match kind {
+        str0m::media::MediaKind::Audio => MediaKind::Audio,
+        str0m::media::MediaKind::Video => MediaKind::Video,
+    }
+}

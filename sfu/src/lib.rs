@@ -1,0 +1,128 @@
+//! Cầu's selective forwarding unit.
+//!
+//! The SFU forwards each participant's RTP audio and video, untouched but for the
+//! header fields WebRTC requires per connection, to every other participant of the
+//! same room. It never decodes or transcodes.
+//!
+//! It has two halves, in str0m's style:
+//! - [`Sfu`], a sans-IO core: datagrams, commands and `now` go in; datagrams to send,
+//!   events for signaling and the next timeout come out. It owns every peer's str0m
+//!   [`str0m::Rtc`] and never reads the clock, touches a socket or spawns anything, so
+//!   its logic runs in tests on simulated time.
+//! - [`spawn`], the IO shell: one thread that owns the UDP socket and drives the core,
+//!   and the [`SfuHandle`] through which the async signaling side talks to it.
+//!
+//! The SFU knows nothing of meetings, sites or names: a room is a number, a peer is a
+//! number, and signaling decides who they are.
+
+mod core;
+mod shell;
+mod throttle;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use crate::core::{Sfu, SfuConfig, SfuStats};
+pub use crate::shell::{SfuHandle, spawn};
+
+/// Identifies one participant's media connection. Chosen by signaling, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// Identifies a forwarding group: media flows between peers of one room only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoomId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What signaling asks of the SFU.
+#[derive(Debug)]
+pub enum Command {
+    /// A new participant offers the tracks it publishes. The SFU answers with
+    /// [`PeerEvent::Answer`], or [`PeerEvent::Rejected`] if the offer is unusable.
+    AddPeer {
+        peer: PeerId,
+        room: RoomId,
+        offer_sdp: String,
+    },
+    /// The participant's answer to the SFU's latest [`PeerEvent::Offer`].
+    Answer { peer: PeerId, sdp: String },
+    /// A trickled ICE candidate of the participant (`candidate:...`, with or without `a=`).
+    RemoteCandidate { peer: PeerId, candidate: String },
+    /// The participant left: forget it and stop forwarding its tracks to the others.
+    RemovePeer { peer: PeerId },
+}
+
+/// What the SFU tells signaling about one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// The answer to the peer's offer.
+    Answer { sdp: String },
+    /// A renegotiation: other peers' tracks are added or removed. `tracks` lists every
+    /// media line the SFU now sends to this peer.
+    Offer { sdp: String, tracks: Vec<OutgoingTrack> },
+    /// One of this peer's own tracks reached the SFU and is forwarded to the room.
+    TrackPublished { kind: MediaKind },
+    /// ICE and DTLS are up: media can flow.
+    Connected,
+    /// A command about this peer was refused; the peer itself goes on.
+    Rejected { error: SfuError },
+    /// The SFU dropped this peer. No more events follow.
+    Gone { reason: GoneReason },
+}
+
+/// One media line the SFU sends to a peer, and whose track it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingTrack {
+    /// The media line's `a=mid` in the SDP.
+    pub mid: String,
+    /// The peer whose track this is.
+    pub source: PeerId,
+    pub kind: MediaKind,
+}
+
+/// Why the SFU dropped a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    /// Nothing arrived on its media path for the configured peer timeout.
+    Timeout,
+    /// Its connection failed (DTLS, a fatal str0m error, or a fault isolated to it).
+    MediaFailed,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SfuError {
+    /// The offer's SDP does not parse or cannot be accepted.
+    #[error("offer refused: {0}")]
+    BadOffer(String),
+    /// The answer's SDP does not parse or does not fit the outstanding offer.
+    #[error("answer refused: {0}")]
+    BadAnswer(String),
+    /// An answer came with no offer outstanding.
+    #[error("no offer is waiting for an answer")]
+    NoPendingOffer,
+    /// The candidate line does not parse.
+    #[error("candidate refused: {0}")]
+    BadCandidate(String),
+    /// A peer with this id exists already.
+    #[error("peer {0} exists already")]
+    DuplicatePeer(PeerId),
+    /// The command names a peer the SFU does not have (it may just have gone).
+    #[error("no such peer {0}")]
+    UnknownPeer(PeerId),
+}

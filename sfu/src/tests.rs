@@ -1,0 +1,486 @@
+//! The core on simulated time: str0m clients, standing in for browsers, talk to an
+//! [`Sfu`] through an in-memory network with a fixed one-way delay. Nothing reads the
+//! clock or opens a socket, so seconds of meeting run in milliseconds, the same way
+//! every time.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind as StrKind, MediaTime, Mid};
+use str0m::ice::{StunMessage, TransId};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::{Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig};
+
+const SERVER: &str = "10.0.0.1:5000";
+const ONE_WAY: Duration = Duration::from_millis(5);
+const TICK: Duration = Duration::from_millis(1);
+
+/// A simulated participant: a str0m client in frame mode that publishes audio and video.
+struct Client {
+    peer: PeerId,
+    rtc: Rtc,
+    addr: SocketAddr,
+    audio: Mid,
+    video: Mid,
+    pending: Option<SdpPendingOffer>,
+    /// Our mid to the peer whose track it carries, from the server's offers.
+    sources: HashMap<String, PeerId>,
+    /// Every frame received: (source peer, kind, bytes).
+    received: Vec<(PeerId, MediaKind, Vec<u8>)>,
+    keyframe_requests: usize,
+    /// Still taking part: a muted network drops everything to and from it.
+    online: bool,
+    gone: Option<GoneReason>,
+    events: Vec<PeerEvent>,
+}
+
+struct World {
+    now: Instant,
+    start: Instant,
+    sfu: Sfu,
+    clients: Vec<Client>,
+    /// Datagrams in flight: (due, from, to, bytes).
+    network: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+impl World {
+    fn new() -> World {
+        let now = Instant::now();
+        let sfu = Sfu::new(SfuConfig {
+            candidate_addr: SERVER.parse().unwrap(),
+            peer_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(10),
+            keyframe_request_interval: Duration::from_millis(500),
+        });
+        World {
+            now,
+            start: now,
+            sfu,
+            clients: Vec::new(),
+            network: VecDeque::new(),
+        }
+    }
+
+    /// Adds a client to `room` and runs the first offer/answer exchange.
+    fn join(&mut self, room: u64) -> usize {
+        let index = self.clients.len();
+        let peer = PeerId(index as u64 + 1);
+        let addr: SocketAddr = format!("10.0.1.{}:4000", index + 1).parse().unwrap();
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let audio = change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
+        let video = change.add_media(StrKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        self.clients.push(Client {
+            peer,
+            rtc,
+            addr,
+            audio,
+            video,
+            pending: Some(pending),
+            sources: HashMap::new(),
+            received: Vec::new(),
+            keyframe_requests: 0,
+            online: true,
+            gone: None,
+            events: Vec::new(),
+        });
+        self.sfu.handle_command(
+            Command::AddPeer {
+                peer,
+                room: RoomId(room),
+                offer_sdp: offer.to_sdp_string(),
+            },
+            self.now,
+        );
+        self.dispatch_events();
+        index
+    }
+
+    /// Hands the SFU's events to the clients, as signaling would.
+    fn dispatch_events(&mut self) {
+        while let Some((peer, event)) = self.sfu.poll_event() {
+            let client = &mut self.clients[peer.0 as usize - 1];
+            client.events.push(event.clone());
+            match event {
+                PeerEvent::Answer { sdp } => {
+                    let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                    let pending = client.pending.take().unwrap();
+                    client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+                }
+                PeerEvent::Offer { sdp, tracks } => {
+                    for track in tracks {
+                        client.sources.insert(track.mid, track.source);
+                    }
+                    let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                    let answer = client.rtc.sdp_api().accept_offer(offer).unwrap();
+                    self.sfu.handle_command(
+                        Command::Answer {
+                            peer,
+                            sdp: answer.to_sdp_string(),
+                        },
+                        self.now,
+                    );
+                }
+                PeerEvent::Gone { reason } => client.gone = Some(reason),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs the world for `duration`, calling `each_tick` every simulated millisecond.
+    fn run(&mut self, duration: Duration, mut each_tick: impl FnMut(&mut World)) {
+        let end = self.now + duration;
+        while self.now < end {
+            each_tick(self);
+            self.step();
+            self.now += TICK;
+        }
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        // Deliver what is due.
+        while self.network.front().is_some_and(|(due, ..)| *due <= now) {
+            let (_, from, to, bytes) = self.network.pop_front().unwrap();
+            if to == SERVER.parse().unwrap() {
+                self.sfu.handle_datagram(from, &bytes, now);
+            } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to) {
+                let receive = Receive::new(Protocol::Udp, from, to, &bytes).unwrap();
+                client.rtc.handle_input(Input::Receive(now, receive)).unwrap();
+            }
+        }
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.sfu.handle_timeout(now);
+        }
+        self.dispatch_events();
+        while let Some(t) = self.sfu.poll_transmit() {
+            self.send(t.source, t.destination, t.contents.to_vec());
+        }
+        for index in 0..self.clients.len() {
+            self.drain_client(index);
+        }
+    }
+
+    fn drain_client(&mut self, index: usize) {
+        let now = self.now;
+        let client = &mut self.clients[index];
+        if client.gone.is_some() {
+            return;
+        }
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        let mut outgoing = Vec::new();
+        loop {
+            match client.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) => outgoing.push((t.source, t.destination, t.contents.to_vec())),
+                Output::Event(Event::MediaData(data)) => {
+                    let source = client.sources.get(&data.mid.to_string()).copied();
+                    let kind = if data.params.spec().codec == Codec::Opus {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    if let Some(source) = source {
+                        client.received.push((source, kind, data.data.to_vec()));
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(_)) => client.keyframe_requests += 1,
+                Output::Event(_) => {}
+            }
+        }
+        let online = client.online;
+        for (from, to, bytes) in outgoing {
+            if online {
+                self.send(from, to, bytes);
+            }
+        }
+    }
+
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let receiver_online = self.clients.iter().find(|c| c.addr == to).is_none_or(|c| c.online);
+        if receiver_online {
+            self.network.push_back((self.now + ONE_WAY, from, to, bytes));
+        }
+    }
+
+    /// Writes one audio frame and, every 5th call, one video frame tagged with the sender.
+    fn publish_frame(&mut self, index: usize, count: u64) {
+        let now = self.now;
+        let elapsed = now - self.start;
+        let client = &mut self.clients[index];
+        let audio = frame_bytes(client.peer, MediaKind::Audio, count);
+        let audio_time = MediaTime::new(count * 960, Frequency::FORTY_EIGHT_KHZ);
+        if let Some(writer) = client.rtc.writer(client.audio) {
+            let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+            if let Some(pt) = pt {
+                writer.write(pt, now, audio_time, audio).unwrap();
+            }
+        }
+        if count % 5 == 0 {
+            let video = frame_bytes(client.peer, MediaKind::Video, count / 5);
+            let video_time = MediaTime::from_90khz(elapsed.as_millis() as u64 * 90);
+            if let Some(writer) = client.rtc.writer(client.video) {
+                let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
+                if let Some(pt) = pt {
+                    writer.write(pt, now, video_time, video).unwrap();
+                }
+            }
+        }
+    }
+
+    fn client(&self, index: usize) -> &Client {
+        &self.clients[index]
+    }
+}
+
+/// A recognisable frame: who sent it, what kind, which one; video frames span several
+/// packets and start with a VP8 keyframe marker byte.
+fn frame_bytes(peer: PeerId, kind: MediaKind, count: u64) -> Vec<u8> {
+    let tag = format!("{peer}/{kind:?}/{count}/");
+    let len = match kind {
+        MediaKind::Audio => 80,
+        MediaKind::Video => 2500,
+    };
+    let mut bytes = Vec::with_capacity(len);
+    if kind == MediaKind::Video {
+        // VP8 payload header: bit 0 clear marks a keyframe, which decoders wait for.
+        bytes.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+    }
+    while bytes.len() < len {
+        bytes.extend_from_slice(tag.as_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// Runs a meeting with every client publishing a frame every 20 ms for `duration`.
+fn run_meeting(world: &mut World, duration: Duration) {
+    let mut count = 0u64;
+    world.run(duration, |world| {
+        let elapsed = world.now - world.start;
+        if elapsed.as_millis() % 20 == 0 && elapsed > Duration::from_millis(500) {
+            for index in 0..world.clients.len() {
+                if world.clients[index].online && world.clients[index].gone.is_none() {
+                    world.publish_frame(index, count);
+                }
+            }
+            count += 1;
+        }
+    });
+}
+
+fn frames_from(client: &Client, source: PeerId, kind: MediaKind) -> Vec<&Vec<u8>> {
+    client
+        .received
+        .iter()
+        .filter(|(s, k, _)| *s == source && *k == kind)
+        .map(|(_, _, bytes)| bytes)
+        .collect()
+}
+
+#[test]
+fn participants_of_a_room_receive_each_others_frames_intact() {
+    let mut world = World::new();
+    let a = world.join(1);
+    let b = world.join(1);
+    let c = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(3));
+
+    for receiver in [a, b, c] {
+        for sender in [a, b, c] {
+            if receiver == sender {
+                continue;
+            }
+            let source = world.client(sender).peer;
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                let frames = frames_from(world.client(receiver), source, kind);
+                assert!(
+                    frames.len() >= 10,
+                    "{receiver} got {} {kind:?} frames from {sender}",
+                    frames.len()
+                );
+                for frame in frames {
+                    let count: u64 = String::from_utf8_lossy(frame)
+                        .split('/')
+                        .nth(2)
+                        .and_then(|c| c.parse().ok())
+                        .expect("a tagged frame");
+                    assert_eq!(frame, &frame_bytes(source, kind, count), "frame content changed in transit");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nothing_crosses_between_rooms() {
+    let mut world = World::new();
+    let a1 = world.join(1);
+    let b1 = world.join(1);
+    let a2 = world.join(2);
+    let b2 = world.join(2);
+    run_meeting(&mut world, Duration::from_secs(3));
+
+    let room_of = |index: usize| if index == a1 || index == b1 { 1 } else { 2 };
+    for receiver in [a1, b1, a2, b2] {
+        let client = world.client(receiver);
+        assert!(!client.received.is_empty(), "{receiver} received nothing");
+        for (source, _, _) in &client.received {
+            let sender = source.0 as usize - 1;
+            assert_eq!(room_of(sender), room_of(receiver), "{sender}'s media reached {receiver}");
+        }
+        let offered: Vec<PeerId> = client.sources.values().copied().collect();
+        assert!(offered.iter().all(|p| room_of(p.0 as usize - 1) == room_of(receiver)));
+    }
+}
+
+#[test]
+fn keyframe_requests_reach_the_publisher_throttled() {
+    let mut world = World::new();
+    let publisher = world.join(1);
+    let subscribers: Vec<usize> = (0..4).map(|_| world.join(1)).collect();
+    run_meeting(&mut world, Duration::from_secs(2));
+    let before = world.client(publisher).keyframe_requests;
+
+    // For one second, every subscriber asks for a keyframe every 10 ms: 400 requests.
+    let publisher_peer = world.client(publisher).peer;
+    let mut asked = 0;
+    let mut count = 1000u64;
+    world.run(Duration::from_secs(1), |world| {
+        let elapsed = world.now - world.start;
+        if elapsed.as_millis() % 20 == 0 {
+            world.publish_frame(publisher, count);
+            count += 1;
+        }
+        if elapsed.as_millis() % 10 == 0 {
+            for &s in &subscribers {
+                let client = &mut world.clients[s];
+                let mid = client
+                    .sources
+                    .iter()
+                    .find(|(mid, source)| **source == publisher_peer && client.rtc.media(Mid::from(mid.as_str())).is_some_and(|m| m.kind() == StrKind::Video))
+                    .map(|(mid, _)| Mid::from(mid.as_str()));
+                if let Some(mid) = mid {
+                    if let Some(mut writer) = client.rtc.writer(mid) {
+                        if writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
+                            asked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let reached = world.client(publisher).keyframe_requests - before;
+    assert!(asked >= 300, "subscribers managed only {asked} requests");
+    // One per 500 ms interval, and the deferred one at its end: 2 or 3 in one second.
+    assert!((1..=3).contains(&reached), "{reached} of {asked} requests reached the publisher");
+}
+
+#[test]
+fn a_silent_peer_is_dropped_and_the_others_renegotiate() {
+    let mut world = World::new();
+    let a = world.join(1);
+    let b = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(2));
+    let offers_before = world.client(a).events.iter().filter(|e| matches!(e, PeerEvent::Offer { .. })).count();
+    assert_eq!(world.sfu.stats().peers, 2);
+
+    world.clients[b].online = false;
+    run_meeting(&mut world, Duration::from_secs(4));
+
+    assert_eq!(world.client(b).gone, Some(GoneReason::Timeout));
+    assert_eq!(world.sfu.stats().peers, 1);
+    let offers = world.client(a).events.iter().filter(|e| matches!(e, PeerEvent::Offer { .. })).count();
+    assert!(offers > offers_before, "a was not offered the removal of b's tracks");
+    let last_tracks = world.client(a).events.iter().rev().find_map(|e| match e {
+        PeerEvent::Offer { tracks, .. } => Some(tracks.clone()),
+        _ => None,
+    });
+    assert_eq!(last_tracks, Some(vec![]), "b's tracks are still offered to a");
+}
+
+#[test]
+fn garbage_and_strangers_are_counted_and_change_nothing() {
+    let mut world = World::new();
+    let a = world.join(1);
+    let b = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(1));
+    let stranger: SocketAddr = "10.9.9.9:999".parse().unwrap();
+    let known = world.client(a).addr;
+    // Random bytes, from a stranger and from a participant's own address.
+    world.sfu.handle_datagram(stranger, &[0xde, 0xad, 0xbe, 0xef], world.now);
+    world.sfu.handle_datagram(known, &[0xff; 300], world.now);
+    world.sfu.handle_datagram(known, &[], world.now);
+    // ICE checks from a stranger: one naming a username nobody has, one naming a's
+    // username with a forged MESSAGE-INTEGRITY.
+    world.sfu.handle_datagram(stranger, &stun_request("nobody:whoever"), world.now);
+    let a_ufrag = world.sfu.peers[&world.client(a).peer].local_ufrag.clone();
+    world.sfu.handle_datagram(stranger, &stun_request(&format!("{a_ufrag}:whoever")), world.now);
+    // An RTP-looking packet from a stranger.
+    world.sfu.handle_datagram(stranger, &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3], world.now);
+    let mut to_stranger = 0;
+    while let Some(t) = world.sfu.poll_transmit() {
+        to_stranger += usize::from(t.destination == stranger);
+    }
+    assert_eq!(to_stranger, 0, "the SFU answered a forged check");
+    let stats = world.sfu.stats();
+    assert_eq!(stats.datagrams_malformed, 3, "{stats:?}");
+    assert_eq!(stats.datagrams_unroutable, 2, "{stats:?}");
+    assert!(!world.sfu.by_address.contains_key(&stranger), "a forged check bound the stranger's address");
+
+    let before = frames_from(world.client(b), world.client(a).peer, MediaKind::Audio).len();
+    run_meeting(&mut world, Duration::from_secs(1));
+    let after = frames_from(world.client(b), world.client(a).peer, MediaKind::Audio).len();
+    assert!(after >= before + 40, "media stalled after garbage: {before} -> {after}");
+    assert_eq!(world.sfu.stats().peers, 2);
+}
+
+#[test]
+fn bad_sdp_is_refused_without_creating_a_peer() {
+    let mut world = World::new();
+    for sdp in ["", "hello", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"] {
+        world.sfu.handle_command(
+            Command::AddPeer {
+                peer: PeerId(77),
+                room: RoomId(1),
+                offer_sdp: sdp.to_owned(),
+            },
+            world.now,
+        );
+        let event = world.sfu.poll_event();
+        assert!(
+            matches!(event, Some((PeerId(77), PeerEvent::Rejected { .. }))),
+            "{sdp:?} gave {event:?}"
+        );
+    }
+    assert_eq!(world.sfu.stats().peers, 0);
+    world.sfu.handle_command(
+        Command::Answer {
+            peer: PeerId(77),
+            sdp: "garbage".into(),
+        },
+        world.now,
+    );
+    assert!(matches!(world.sfu.poll_event(), Some((_, PeerEvent::Rejected { .. }))));
+}
+
+/// A STUN binding request for `username` whose MESSAGE-INTEGRITY is forged.
+fn stun_request(username: &str) -> Vec<u8> {
+    let message = StunMessage::binding_request(username, TransId::new(), true, 1, 100, false);
+    let mut buf = vec![0; 1500];
+    let len = message
+        .to_bytes(Some(b"not-the-password"), &mut buf, |_key, _parts| [0x42; 20])
+        .unwrap();
+    buf.truncate(len);
+    buf
+}
