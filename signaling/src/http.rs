@@ -1,0 +1,85 @@
+//! The HTTP surface: pages, assets, health, status and the signaling WebSocket.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::protocol::RoomName;
+use crate::session;
+
+/// Frames above this are cut off by the WebSocket layer itself. It is set well above
+/// the configured message limit so that a merely too-long message still gets our
+/// clear `message_too_large` error before the socket closes.
+const HARD_FRAME_LIMIT: usize = 1 << 20;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { page("index.html") }))
+        .route("/join/{room}", get(join_page))
+        .route("/assets/{*path}", get(asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/status", get(status))
+        .route("/ws", get(websocket))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .with_state(state)
+}
+
+async fn join_page(Path(room): Path<String>) -> Response {
+    match RoomName::parse(&room) {
+        Ok(_) => page("join.html"),
+        Err(e) => (StatusCode::BAD_REQUEST, e.message).into_response(),
+    }
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    page(&path)
+}
+
+fn page(path: &str) -> Response {
+    let Some(asset) = cau_web::asset(path) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let mut response = asset.body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    // The client is small and changes with the server: always revalidate.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[derive(Serialize)]
+struct Status {
+    peers: usize,
+    participants: usize,
+    rooms: usize,
+    packets_forwarded: u64,
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Json<Status> {
+    let sfu = state.sfu.stats();
+    Json(Status {
+        peers: sfu.peers,
+        participants: state.rooms.participant_count(),
+        rooms: state.rooms.room_count(),
+        packets_forwarded: sfu.packets_forwarded,
+    })
+}
+
+async fn websocket(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| session::run(socket, state))
+}

@@ -1,0 +1,145 @@
+//! Cầu's signaling and coordination service, and the assembly of the whole server.
+//!
+//! [`start`] binds the media socket and starts the SFU's media thread, then serves over
+//! HTTP (or HTTPS): the embedded web client, `GET /healthz`, a small status API, and the
+//! WebSocket signaling of `docs/signaling.md` at `/ws`. Signaling decides who may enter
+//! which room and relays session descriptions; it never touches a media packet.
+
+mod http;
+pub mod protocol;
+mod rooms;
+mod session;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use cau_config::{Config, TlsMode};
+use cau_sfu::{PeerId, SfuConfig, SfuHandle};
+
+use crate::rooms::Rooms;
+
+/// State shared by every request and session.
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) sfu: SfuHandle,
+    pub(crate) rooms: Rooms,
+    next_peer: AtomicU64,
+}
+
+impl AppState {
+    pub(crate) fn next_peer_id(&self) -> PeerId {
+        PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A server started by [`start`]. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    http_addr: SocketAddr,
+    tls: bool,
+    state: Arc<AppState>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the whole server: the media thread and the web server. Returns once both
+/// are listening.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let sfu_config = SfuConfig {
+        candidate_addr: SocketAddr::new(config.media.advertised_ip, config.media.udp_listen.port()),
+        peer_timeout: config.media.peer_timeout(),
+        connect_timeout: config.media.peer_timeout().max(Duration::from_secs(15)),
+        keyframe_request_interval: config.media.keyframe_request_interval(),
+    };
+    let sfu = cau_sfu::spawn(config.media.udp_listen, sfu_config)
+        .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;
+    let state = Arc::new(AppState {
+        rooms: Rooms::new(
+            config.limits.max_participants_per_room,
+            config.limits.max_peers,
+        ),
+        sfu: sfu.clone(),
+        config: config.clone(),
+        next_peer: AtomicU64::new(1),
+    });
+    let app = http::router(state.clone());
+    let listener = std::net::TcpListener::bind(config.http.listen)
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let task = match config.tls.mode {
+        TlsMode::Off => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(server.serve(make_service))
+        }
+        TlsMode::Files | TlsMode::SelfSigned => {
+            let rustls = tls::rustls_config(&config.tls).await?;
+            let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+            tokio::spawn(server.serve(make_service))
+        }
+    };
+    tracing::info!(http = %http_addr, media = %sfu.local_addr(), "Cầu is listening");
+    Ok(RunningServer {
+        http_addr,
+        tls: config.tls.mode != TlsMode::Off,
+        state,
+        handle,
+        task,
+    })
+}
+
+impl RunningServer {
+    /// The address the web server listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The address the media socket is bound to.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.state.sfu.local_addr()
+    }
+
+    /// `http://host:port` (or `https://`).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
+    }
+
+    /// The signaling WebSocket's URL.
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.http_addr)
+    }
+
+    /// Peers the SFU holds right now.
+    pub fn peer_count(&self) -> usize {
+        self.state.sfu.peer_count()
+    }
+
+    /// Participants signaling holds right now, in all rooms.
+    pub fn participant_count(&self) -> usize {
+        self.state.rooms.participant_count()
+    }
+
+    /// The SFU's latest figures.
+    pub fn sfu_stats(&self) -> cau_sfu::SfuStats {
+        self.state.sfu.stats()
+    }
+
+    /// Waits until the server stops (it stops only on error or shutdown).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the web server task failed")??;
+        Ok(())
+    }
+
+    /// Stops accepting, closes connections within `grace`, and stops the media thread.
+    pub async fn shutdown(self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+        let _ = self.task.await;
+        self.state.sfu.shutdown();
+    }
+}

@@ -1,0 +1,339 @@
+//! The signaling protocol's wire types, as `docs/signaling.md` specifies them.
+//!
+//! This is the one place that derives serde for signaling: every frame from a browser
+//! is parsed here into a [`ClientMessage`] or refused with a [`ProtocolError`] carrying
+//! the stable error code the client sees. Names and rooms become newtypes here, so the
+//! rest of signaling never sees an unchecked string.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Every message type a client may send, as named on the wire.
+const CLIENT_TYPES: &[&str] = &["join", "offer", "answer", "candidate", "mute", "leave"];
+
+/// A parsed message from a client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Join {
+        room: String,
+        name: String,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+    },
+    Mute {
+        kind: Kind,
+        muted: bool,
+    },
+    Leave {},
+}
+
+/// A message to a client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Joined {
+        participant_id: String,
+        room: String,
+        participants: Vec<Participant>,
+    },
+    Answer {
+        sdp: String,
+    },
+    Offer {
+        sdp: String,
+        tracks: Vec<Track>,
+    },
+    ParticipantJoined {
+        participant: Participant,
+    },
+    ParticipantLeft {
+        participant_id: String,
+        reason: LeaveReason,
+    },
+    TrackPublished {
+        participant_id: String,
+        kind: Kind,
+    },
+    TrackUnpublished {
+        participant_id: String,
+        kind: Kind,
+    },
+    Mute {
+        participant_id: String,
+        kind: Kind,
+        muted: bool,
+    },
+    Left {},
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    pub id: String,
+    pub name: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Track {
+    pub mid: String,
+    pub participant_id: String,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The participant said `leave`.
+    Left,
+    /// Its socket closed or went quiet without a `leave`.
+    Disconnected,
+    /// Its media path went silent.
+    Timeout,
+}
+
+/// The stable error codes of `docs/signaling.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    BinaryNotSupported,
+    MessageTooLarge,
+    NotJoined,
+    AlreadyJoined,
+    InvalidRoom,
+    InvalidName,
+    RoomFull,
+    ServerFull,
+    BadSdp,
+    BadCandidate,
+    NegotiationRefused,
+    MediaFailed,
+    Internal,
+}
+
+/// A refusal to send back to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
+        ProtocolError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// Parses one text frame.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
+        return Err(ProtocolError::new(
+            ErrorCode::BadJson,
+            "a message must be a JSON object with a string field `type`",
+        ));
+    };
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        // Echo at most a short, printable prefix of what the client sent.
+        let shown: String = kind.chars().filter(|c| !c.is_control()).take(40).collect();
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownType,
+            format!("unknown message type `{shown}`"),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("bad `{kind}` message: {e}")))
+}
+
+/// A room name as the protocol allows it: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub fn parse(raw: &str) -> Result<RoomName, ProtocolError> {
+        let valid = (1..=64).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidRoom,
+                "a room name has 1 to 64 characters among A-Z, a-z, 0-9, '-', '_' and '.'",
+            ));
+        }
+        Ok(RoomName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: 1 to 64 characters once trimmed, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<DisplayName, ProtocolError> {
+        let trimmed = raw.trim();
+        let count = trimmed.chars().count();
+        if count == 0 || count > 64 || trimmed.chars().any(char::is_control) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidName,
+                "a display name has 1 to 64 characters and no control characters",
+            ));
+        }
+        Ok(DisplayName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Result<ClientMessage, ErrorCode>) {
+        let actual = parse_client_message(input).map_err(|e| e.code);
+        assert_eq!(actual, expected, "parsing {input:?}");
+    }
+
+    #[test]
+    fn parses_every_message_and_refuses_the_rest() {
+        use ClientMessage::*;
+        check(
+            r#"{"type":"join","room":"r1","name":"Xã Quảng Lâm"}"#,
+            Ok(Join {
+                room: "r1".into(),
+                name: "Xã Quảng Lâm".into(),
+            }),
+        );
+        check(
+            r#"{"type":"offer","sdp":"v=0"}"#,
+            Ok(Offer { sdp: "v=0".into() }),
+        );
+        check(
+            r#"{"type":"answer","sdp":"v=0"}"#,
+            Ok(Answer { sdp: "v=0".into() }),
+        );
+        check(
+            r#"{"type":"candidate","candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host"}"#,
+            Ok(Candidate {
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(),
+                sdp_mid: None,
+            }),
+        );
+        check(
+            r#"{"type":"mute","kind":"audio","muted":true}"#,
+            Ok(Mute {
+                kind: Kind::Audio,
+                muted: true,
+            }),
+        );
+        check(r#"{"type":"leave"}"#, Ok(Leave {}));
+        check(r#"{"type":"leave","extra":1}"#, Ok(Leave {}));
+
+        check("", Err(ErrorCode::BadJson));
+        check("{", Err(ErrorCode::BadJson));
+        check("[1,2]", Err(ErrorCode::BadJson));
+        check(r#"{"kind":"join"}"#, Err(ErrorCode::BadJson));
+        check(r#"{"type":7}"#, Err(ErrorCode::BadJson));
+        check(r#"{"type":"dance"}"#, Err(ErrorCode::UnknownType));
+        check(
+            r#"{"type":"join","room":5,"name":"x"}"#,
+            Err(ErrorCode::BadJson),
+        );
+        check(r#"{"type":"offer"}"#, Err(ErrorCode::BadJson));
+        check(
+            r#"{"type":"mute","kind":"smell","muted":true}"#,
+            Err(ErrorCode::BadJson),
+        );
+    }
+
+    #[test]
+    fn room_and_display_names() {
+        assert!(RoomName::parse("giao-ban.2026_11").is_ok());
+        assert!(RoomName::parse("").is_err());
+        assert!(RoomName::parse(&"a".repeat(65)).is_err());
+        assert!(RoomName::parse("a b").is_err());
+        assert!(RoomName::parse("phòng").is_err());
+        assert!(RoomName::parse("../etc").is_err());
+        assert_eq!(
+            DisplayName::parse("  UBND xã Hà Quảng ").unwrap().as_str(),
+            "UBND xã Hà Quảng"
+        );
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("a\u{0}b").is_err());
+        assert!(DisplayName::parse(&"ư".repeat(64)).is_ok());
+        assert!(DisplayName::parse(&"ư".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn server_messages_serialize_as_documented() {
+        let message = ServerMessage::ParticipantLeft {
+            participant_id: "7".into(),
+            reason: LeaveReason::Timeout,
+        };
+        assert_eq!(
+            serde_json::to_string(&message).unwrap(),
+            r#"{"type":"participant_left","participant_id":"7","reason":"timeout"}"#
+        );
+        let error = ProtocolError::new(ErrorCode::RoomFull, "full").to_message();
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","code":"room_full","message":"full"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::Left {}).unwrap(),
+            r#"{"type":"left"}"#
+        );
+    }
+}

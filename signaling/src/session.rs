@@ -1,0 +1,349 @@
+//! One participant's signaling session: one WebSocket, one task.
+//!
+//! The task waits on three things at once: frames from the browser, messages queued
+//! for it by others (its outbox), and events about its media from the SFU. Whatever
+//! ends the session (leave, close, silence, a media failure) goes through one cleanup
+//! path, so the room and the SFU always forget the participant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use cau_sfu::{Command, GoneReason, PeerEvent, PeerId, RoomId, SfuError};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::{Instant, interval_at, sleep_until};
+
+use crate::AppState;
+use crate::protocol::{
+    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, ProtocolError, RoomName,
+    ServerMessage, Track, parse_client_message,
+};
+
+/// A session with no frame at all from the browser this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the server pings, so a healthy but quiet browser never looks idle.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Runs a session until it ends.
+pub async fn run(socket: WebSocket, state: Arc<AppState>) {
+    let (outbox, inbox) = unbounded_channel();
+    let mut session = Session {
+        socket,
+        state,
+        outbox,
+        inbox,
+        joined: None,
+        media: None,
+        offered: false,
+    };
+    let reason = session.serve().await;
+    session.cleanup(reason).await;
+}
+
+struct Session {
+    socket: WebSocket,
+    state: Arc<AppState>,
+    /// A clone goes into the room registry so that others can reach this session.
+    outbox: tokio::sync::mpsc::UnboundedSender<ServerMessage>,
+    inbox: UnboundedReceiver<ServerMessage>,
+    joined: Option<Joined>,
+    /// Events from the SFU about this participant, once it has offered.
+    media: Option<UnboundedReceiver<PeerEvent>>,
+    /// The client has made its one offer.
+    offered: bool,
+}
+
+struct Joined {
+    room: RoomName,
+    room_id: RoomId,
+    peer: PeerId,
+}
+
+/// Why a session ended, which decides what the others are told.
+enum End {
+    Left,
+    Disconnected,
+    MediaGone(GoneReason),
+}
+
+/// What handling one step decided.
+enum Flow {
+    Continue,
+    Stop(End),
+}
+
+impl Session {
+    async fn serve(&mut self) -> End {
+        let mut pings = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let mut idle_deadline = Instant::now() + IDLE_TIMEOUT;
+        loop {
+            let flow = tokio::select! {
+                frame = self.socket.recv() => {
+                    idle_deadline = Instant::now() + IDLE_TIMEOUT;
+                    match frame {
+                        Some(Ok(frame)) => self.handle_frame(frame).await,
+                        // A protocol error (such as a frame over the hard size limit) or
+                        // a closed connection: either way the browser is gone.
+                        Some(Err(_)) | None => Flow::Stop(End::Disconnected),
+                    }
+                }
+                Some(message) = self.inbox.recv() => self.send(&message).await,
+                event = next_event(&mut self.media) => match event {
+                    Some(event) => self.handle_media_event(event).await,
+                    None => {
+                        self.media = None;
+                        Flow::Continue
+                    }
+                },
+                _ = pings.tick() => {
+                    match self.socket.send(Message::Ping(Default::default())).await {
+                        Ok(()) => Flow::Continue,
+                        Err(_) => Flow::Stop(End::Disconnected),
+                    }
+                }
+                _ = sleep_until(idle_deadline) => Flow::Stop(End::Disconnected),
+            };
+            if let Flow::Stop(end) = flow {
+                return end;
+            }
+        }
+    }
+
+    async fn handle_frame(&mut self, frame: Message) -> Flow {
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .refuse(ProtocolError::new(
+                        ErrorCode::BinaryNotSupported,
+                        "messages are JSON text frames",
+                    ))
+                    .await;
+            }
+            Message::Close(_) => return Flow::Stop(End::Disconnected),
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        };
+        let limit = self.state.config.limits.max_message_bytes;
+        if text.len() > limit {
+            let error = ProtocolError::new(
+                ErrorCode::MessageTooLarge,
+                format!("a message may have at most {limit} bytes"),
+            );
+            self.send(&error.to_message()).await;
+            return Flow::Stop(End::Disconnected);
+        }
+        match parse_client_message(text.as_str()) {
+            Ok(message) => self.handle_message(message).await,
+            Err(error) => self.refuse(error).await,
+        }
+    }
+
+    async fn handle_message(&mut self, message: ClientMessage) -> Flow {
+        let result = match (&self.joined, message) {
+            (None, ClientMessage::Join { room, name }) => self.join(&room, &name).await,
+            (Some(_), ClientMessage::Join { .. }) => Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "this session has joined a room already",
+            )),
+            (None, _) => Err(ProtocolError::new(
+                ErrorCode::NotJoined,
+                "send `join` before anything else",
+            )),
+            (Some(joined), ClientMessage::Offer { sdp }) => {
+                if self.offered {
+                    Err(ProtocolError::new(
+                        ErrorCode::NegotiationRefused,
+                        "the client offers once; after that the server offers",
+                    ))
+                } else {
+                    self.offered = true;
+                    let events = self.state.sfu.add_peer(joined.peer, joined.room_id, sdp);
+                    self.media = Some(events);
+                    Ok(())
+                }
+            }
+            (Some(joined), ClientMessage::Answer { sdp }) => {
+                self.state.sfu.command(Command::Answer {
+                    peer: joined.peer,
+                    sdp,
+                });
+                Ok(())
+            }
+            (Some(joined), ClientMessage::Candidate { candidate, .. }) => {
+                if self.offered {
+                    self.state.sfu.command(Command::RemoteCandidate {
+                        peer: joined.peer,
+                        candidate,
+                    });
+                    Ok(())
+                } else {
+                    Err(ProtocolError::new(
+                        ErrorCode::NegotiationRefused,
+                        "send your offer before your candidates",
+                    ))
+                }
+            }
+            (Some(joined), ClientMessage::Mute { kind, muted }) => {
+                self.state
+                    .rooms
+                    .set_muted(&joined.room, joined.peer, kind, muted);
+                Ok(())
+            }
+            (Some(_), ClientMessage::Leave {}) => {
+                self.send(&ServerMessage::Left {}).await;
+                return Flow::Stop(End::Left);
+            }
+        };
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(error) => self.refuse(error).await,
+        }
+    }
+
+    async fn join(&mut self, room: &str, name: &str) -> Result<(), ProtocolError> {
+        let room = RoomName::parse(room)?;
+        let name = DisplayName::parse(name)?;
+        let peer = self.state.next_peer_id();
+        let entry = self
+            .state
+            .rooms
+            .enter(&room, peer, name, self.outbox.clone())?;
+        tracing::info!(room = %room, peer = %peer, "joined");
+        let joined = ServerMessage::Joined {
+            participant_id: peer.to_string(),
+            room: room.to_string(),
+            participants: entry.others,
+        };
+        self.joined = Some(Joined {
+            room,
+            room_id: entry.room,
+            peer,
+        });
+        self.send(&joined).await;
+        Ok(())
+    }
+
+    async fn handle_media_event(&mut self, event: PeerEvent) -> Flow {
+        let Some(joined) = &self.joined else {
+            return Flow::Continue;
+        };
+        match event {
+            PeerEvent::Answer { sdp } => self.send(&ServerMessage::Answer { sdp }).await,
+            PeerEvent::Offer { sdp, tracks } => {
+                let tracks = tracks
+                    .into_iter()
+                    .map(|t| Track {
+                        mid: t.mid,
+                        participant_id: t.source.to_string(),
+                        kind: kind_of(t.kind),
+                    })
+                    .collect();
+                self.send(&ServerMessage::Offer { sdp, tracks }).await
+            }
+            PeerEvent::TrackPublished { kind } => {
+                let message = ServerMessage::TrackPublished {
+                    participant_id: joined.peer.to_string(),
+                    kind: kind_of(kind),
+                };
+                self.state
+                    .rooms
+                    .broadcast(&joined.room, joined.peer, message);
+                Flow::Continue
+            }
+            PeerEvent::Connected => {
+                tracing::info!(peer = %joined.peer, "media connected");
+                Flow::Continue
+            }
+            PeerEvent::Rejected { error } => {
+                let refusal = match &error {
+                    SfuError::BadOffer(_) => {
+                        // The peer was not created: the client may offer again.
+                        self.offered = false;
+                        self.media = None;
+                        ProtocolError::new(ErrorCode::BadSdp, error.to_string())
+                    }
+                    SfuError::BadAnswer(_) => {
+                        ProtocolError::new(ErrorCode::BadSdp, error.to_string())
+                    }
+                    SfuError::BadCandidate(_) => {
+                        ProtocolError::new(ErrorCode::BadCandidate, error.to_string())
+                    }
+                    SfuError::NoPendingOffer => {
+                        ProtocolError::new(ErrorCode::NegotiationRefused, error.to_string())
+                    }
+                    _ => ProtocolError::new(ErrorCode::Internal, error.to_string()),
+                };
+                self.refuse(refusal).await
+            }
+            PeerEvent::Gone { reason } => {
+                let error = ProtocolError::new(
+                    ErrorCode::MediaFailed,
+                    match reason {
+                        GoneReason::Timeout => {
+                            "nothing arrived on your media connection for too long"
+                        }
+                        GoneReason::MediaFailed => "your media connection failed",
+                    },
+                );
+                self.send(&error.to_message()).await;
+                Flow::Stop(End::MediaGone(reason))
+            }
+        }
+    }
+
+    async fn refuse(&mut self, error: ProtocolError) -> Flow {
+        tracing::debug!(code = ?error.code, "refused: {}", error.message);
+        self.send(&error.to_message()).await
+    }
+
+    async fn send(&mut self, message: &ServerMessage) -> Flow {
+        let text = match serde_json::to_string(message) {
+            Ok(text) => text,
+            Err(e) => {
+                // Our own types always serialize; log rather than take the session down.
+                tracing::error!("cannot serialize {message:?}: {e}");
+                return Flow::Continue;
+            }
+        };
+        match self.socket.send(Message::Text(Utf8Bytes::from(text))).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop(End::Disconnected),
+        }
+    }
+
+    async fn cleanup(mut self, end: End) {
+        let Some(joined) = self.joined.take() else {
+            let _ = self.socket.send(Message::Close(None)).await;
+            return;
+        };
+        let (reason, sfu_knows) = match end {
+            End::Left => (LeaveReason::Left, false),
+            End::Disconnected => (LeaveReason::Disconnected, false),
+            // The SFU dropped the peer itself and needs no removal.
+            End::MediaGone(GoneReason::Timeout) => (LeaveReason::Timeout, true),
+            End::MediaGone(GoneReason::MediaFailed) => (LeaveReason::Disconnected, true),
+        };
+        if self.offered && !sfu_knows {
+            self.state
+                .sfu
+                .command(Command::RemovePeer { peer: joined.peer });
+        }
+        self.state.rooms.leave(&joined.room, joined.peer, reason);
+        tracing::info!(room = %joined.room, peer = %joined.peer, ?reason, "left");
+        let _ = self.socket.send(Message::Close(None)).await;
+    }
+}
+
+async fn next_event(media: &mut Option<UnboundedReceiver<PeerEvent>>) -> Option<PeerEvent> {
+    match media {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn kind_of(kind: cau_sfu::MediaKind) -> Kind {
+    match kind {
+        cau_sfu::MediaKind::Audio => Kind::Audio,
+        cau_sfu::MediaKind::Video => Kind::Video,
+    }
+}
