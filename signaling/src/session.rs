@@ -162,6 +162,10 @@ impl Session {
                     Ok(())
                 }
             }
+            (Some(_), ClientMessage::Answer { .. }) if !self.offered => Err(ProtocolError::new(
+                ErrorCode::NegotiationRefused,
+                "there is no server offer to answer before your own offer",
+            )),
             (Some(joined), ClientMessage::Answer { sdp }) => {
                 self.state.sfu.command(Command::Answer {
                     peer: joined.peer,
