@@ -200,8 +200,10 @@ impl TestClient {
     /// ICE candidates, and returns once ICE and DTLS are connected. From then on a background
     /// task answers every server `offer` (renegotiation) and records every signaling message.
     ///
-    /// Waiting for the connection here means a test can send media as soon as `join` returns:
-    /// webrtc-rs drops (and only logs) RTP written before DTLS is up.
+    /// Waiting for the connection here means a test can send media as soon as `join` returns.
+    /// It matters because webrtc-rs's `write_rtp` succeeds once the packet is queued for its
+    /// driver: whatever the core then refuses (no SRTP context yet, an unknown SSRC or payload
+    /// type) is only logged, so a packet sent too early vanishes without an error.
     pub async fn join(config: ClientConfig) -> anyhow::Result<TestClient> {
         let (socket, _response) = tokio_tungstenite::connect_async(config.ws_url.as_str())
             .await

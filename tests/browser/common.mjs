@@ -1,0 +1,167 @@
+// Shared by the browser tests: launching Debian's Chromium, joining pages, reading stats,
+// and the one-line JSON report each script prints.
+//
+// Facts behind the flags are in shared/TESTING.md: without --allow-loopback-in-peer-connection
+// Chromium gathers no 127.0.0.1 candidate, and without --use-fake-ui-for-media-stream it hides
+// host addresses behind mDNS names. `chromium.launch` gives every run a fresh temporary
+// user-data-dir of its own and removes it on close.
+
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM_PATH = process.env.CAU_CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-gpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** `BASE_URL ROOM` from the command line, or exit 2 with the usage. */
+export function parseArguments(script) {
+  const [baseUrl, room] = process.argv.slice(2);
+  if (!baseUrl || !room) {
+    process.stderr.write(`usage: node ${script} BASE_URL ROOM\n`);
+    process.exit(2);
+  }
+  return { baseUrl: baseUrl.replace(/\/+$/, ''), room };
+}
+
+/**
+ * Runs `body(report)` with a watchdog, prints `report` as one line of JSON and exits:
+ * 0 when `body` returned normally, 1 (with `report.error`) when it threw or ran out of time.
+ */
+export async function runReport(report, limitMs, body) {
+  const started = Date.now();
+  let browser = null;
+  let finished = false;
+  const finish = (error) => {
+    if (finished) return;
+    finished = true;
+    report.ok = error === undefined;
+    if (error !== undefined) report.error = String(error?.message ?? error).split('\n')[0];
+    report.elapsed_ms = Date.now() - started;
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    const code = report.ok ? 0 : 1;
+    // Closing the browser may hang when it is wedged: give it two seconds, then go anyway.
+    const closing = browser ? browser.close().catch(() => {}) : Promise.resolve();
+    Promise.race([closing, sleep(2000)]).then(() => process.exit(code));
+  };
+  const watchdog = setTimeout(() => finish(new Error(`timed out after ${limitMs} ms`)), limitMs);
+  try {
+    await body(report, (launched) => {
+      browser = launched;
+    });
+    clearTimeout(watchdog);
+    finish();
+  } catch (error) {
+    clearTimeout(watchdog);
+    finish(error);
+  }
+}
+
+export async function launchChromium() {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS, timeout: 15_000 });
+}
+
+/**
+ * A page of its own browser context (no shared storage), with its console errors kept in
+ * `page.cauLog` for the report and copied to stderr.
+ */
+export async function openPage(browser, label) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  page.cauLog = [];
+  const keep = (line) => {
+    page.cauLog.push(line);
+    if (page.cauLog.length > 20) page.cauLog.shift();
+    process.stderr.write(`[${label}] ${line}\n`);
+  };
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') keep(`${message.type()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => keep(`pageerror: ${error.message}`));
+  return page;
+}
+
+export function joinUrl(baseUrl, room, name) {
+  return `${baseUrl}/join/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}&autojoin=1`;
+}
+
+/** Waits until `page` shows `other`'s `<video>` with a decoded picture. */
+export async function waitForRemoteVideo(page, other, timeoutMs) {
+  await page.waitForFunction(
+    (name) => {
+      const video = document.querySelector(`video[data-participant="${CSS.escape(name)}"]`);
+      return video !== null && video.videoWidth > 0;
+    },
+    other,
+    { timeout: timeoutMs, polling: 50 },
+  );
+}
+
+/** Sums of the inbound-rtp figures of `window.cauPeerConnection`, by kind. */
+export async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.cauPeerConnection;
+    if (!pc) return null;
+    const sums = {
+      video: { framesDecoded: 0, packetsReceived: 0, bytesReceived: 0 },
+      audio: { packetsReceived: 0, totalSamplesReceived: 0, bytesReceived: 0 },
+    };
+    const report = await pc.getStats();
+    report.forEach((stat) => {
+      if (stat.type !== 'inbound-rtp') return;
+      const sum = sums[stat.kind ?? stat.mediaType];
+      if (!sum) return;
+      for (const key of Object.keys(sum)) sum[key] += stat[key] ?? 0;
+    });
+    return sums;
+  });
+}
+
+/** What a page shows, for reports: connection states, remote participants, notice. */
+export async function snapshot(page) {
+  return page.evaluate(() => {
+    const state = (id) => document.getElementById(id)?.dataset.state ?? null;
+    const notice = document.getElementById('notice');
+    return {
+      signaling_state: state('signaling-state'),
+      connection_state: state('connection-state'),
+      remote_participants: [...document.querySelectorAll('video[data-participant]')].map((video) => ({
+        name: video.dataset.participant,
+        id: video.dataset.participantId,
+        video_width: video.videoWidth,
+        video_height: video.videoHeight,
+        audio_tracks: video.srcObject?.getAudioTracks().length ?? 0,
+        video_tracks: video.srcObject?.getVideoTracks().length ?? 0,
+      })),
+      notice: notice && !notice.hidden ? notice.textContent.replace(/\s+/g, ' ').trim() : null,
+      first_remote_frame_ms: window.cauMetrics?.firstRemoteFrameMs ?? null,
+      marks: window.cauMetrics?.marks ?? null,
+    };
+  });
+}
+
+/** Adds each page's snapshot and recent console errors to `report` (used on failure). */
+export async function describePages(report, pages) {
+  for (const [name, page] of Object.entries(pages)) {
+    const entry = (report.pages[name] ??= {});
+    try {
+      entry.snapshot = await Promise.race([snapshot(page), sleep(2000).then(() => 'no answer')]);
+    } catch (error) {
+      entry.snapshot = `unavailable: ${error.message.split('\n')[0]}`;
+    }
+    if (page.cauLog.length > 0) entry.console = page.cauLog.slice(-5);
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

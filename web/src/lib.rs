@@ -1,0 +1,41 @@
+//! Cầu's browser client, compiled into the binary.
+//!
+//! The files under `web/assets/` are plain HTML, CSS and JavaScript modules, served as
+//! they are: no build step, so the README's two commands need nothing but cargo. Embedding
+//! them means `cau serve` works from any directory and a deployment is one file.
+
+/// One embedded file.
+#[derive(Debug, Clone, Copy)]
+pub struct Asset {
+    /// The bytes served.
+    pub body: &'static [u8],
+    /// The `Content-Type` header value.
+    pub content_type: &'static str,
+}
+
+macro_rules! assets {
+    ($($name:literal => $mime:literal,)*) => {
+        /// Every embedded file, by its path under `web/assets/`.
+        pub const ASSETS: &[(&str, Asset)] = &[
+            $(($name, Asset { body: include_bytes!(concat!("../assets/", $name)), content_type: $mime }),)*
+        ];
+    };
+}
+
+assets! {
+    "index.html" => "text/html; charset=utf-8",
+    "join.html" => "text/html; charset=utf-8",
+    "style.css" => "text/css; charset=utf-8",
+    "i18n.js" => "text/javascript; charset=utf-8",
+    "signaling.js" => "text/javascript; charset=utf-8",
+    "home.js" => "text/javascript; charset=utf-8",
+    "meeting.js" => "text/javascript; charset=utf-8",
+}
+
+/// The embedded file at `path` (relative to `web/assets/`, no leading slash).
+pub fn asset(path: &str) -> Option<Asset> {
+    ASSETS
+        .iter()
+        .find(|(name, _)| *name == path)
+        .map(|(_, asset)| *asset)
+}
