@@ -90,7 +90,8 @@ impl Config {
     pub fn defaults() -> Config {
         // The shipped file is checked by the `defaults_parse` test; failing here is a
         // build defect, not a user error.
-        Config::from_layers(None, std::iter::empty()).expect("the shipped default configuration is valid")
+        Config::from_layers(None, std::iter::empty())
+            .expect("the shipped default configuration is valid")
     }
 
     /// Loads the defaults, then the file at `path` if given, then `CAU_*` variables
@@ -143,7 +144,8 @@ impl Config {
         }
         if self.media.advertised_ip.is_unspecified() {
             return Err(ConfigError::Invalid(
-                "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::".into(),
+                "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::"
+                    .into(),
             ));
         }
         if self.limits.max_participants_per_room == 0 || self.limits.max_peers == 0 {
@@ -174,15 +176,20 @@ impl MediaConfig {
 }
 
 fn parse_table(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-        origin: origin.to_owned(),
-        message: e.message().to_owned(),
-    })
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: e.message().to_owned(),
+        })
 }
 
 /// Lays `overlay` over `base` key by key. A key the defaults do not have is an error,
 /// so a misspelt option is reported instead of silently ignored.
-fn overlay_table(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(), ConfigError> {
+fn overlay_table(
+    base: &mut toml::Table,
+    overlay: toml::Table,
+    prefix: &str,
+) -> Result<(), ConfigError> {
     for (key, value) in overlay {
         let path = format!("{prefix}{key}");
         let Some(slot) = base.get_mut(&key) else {
@@ -208,9 +215,13 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         return Ok(());
     };
     for (section, options) in table.iter_mut() {
-        let toml::Value::Table(options) = options else { continue };
+        let toml::Value::Table(options) = options else {
+            continue;
+        };
         let section_prefix = format!("{}_", section.to_uppercase());
-        let Some(option) = rest.strip_prefix(&section_prefix) else { continue };
+        let Some(option) = rest.strip_prefix(&section_prefix) else {
+            continue;
+        };
         for (key, slot) in options.iter_mut() {
             if key.to_uppercase() != option {
                 continue;
@@ -232,7 +243,9 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
 
 fn parse_scalar(value: &str) -> Result<toml::Value, String> {
     let doc = format!("v = {value}");
-    let mut table = doc.parse::<toml::Table>().map_err(|e| e.message().to_owned())?;
+    let mut table = doc
+        .parse::<toml::Table>()
+        .map_err(|e| e.message().to_owned())?;
     table.remove("v").ok_or_else(|| "no value".to_owned())
 }
 
@@ -241,7 +254,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -249,7 +265,10 @@ mod tests {
         let config = Config::defaults();
         assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.tls.mode, TlsMode::Off);
-        assert_eq!(config.media.advertised_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            config.media.advertised_ip,
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(config.media.peer_timeout(), Duration::from_secs(4));
     }
 
@@ -257,7 +276,10 @@ mod tests {
     fn user_file_overrides_only_what_it_names() {
         let user = "[media]\nadvertised_ip = \"10.1.2.3\"\n";
         let config = Config::from_layers(Some(("test.toml", user)), env(&[])).unwrap();
-        assert_eq!(config.media.advertised_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            config.media.advertised_ip,
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
     }
 
@@ -266,7 +288,10 @@ mod tests {
         let user = "[limits]\nmax_peers = 10\n";
         let config = Config::from_layers(
             Some(("test.toml", user)),
-            env(&[("CAU_LIMITS_MAX_PEERS", "20"), ("CAU_HTTP_LISTEN", "0.0.0.0:9000")]),
+            env(&[
+                ("CAU_LIMITS_MAX_PEERS", "20"),
+                ("CAU_HTTP_LISTEN", "0.0.0.0:9000"),
+            ]),
         )
         .unwrap();
         assert_eq!(config.limits.max_peers, 20);
@@ -278,13 +303,24 @@ mod tests {
         let check = |user: &str, env_pairs: &[(&str, &str)], expected: &str| {
             let err = Config::from_layers(Some(("test.toml", user)), env(env_pairs)).unwrap_err();
             let text = err.to_string();
-            assert!(text.contains(expected), "{text:?} should mention {expected:?}");
+            assert!(
+                text.contains(expected),
+                "{text:?} should mention {expected:?}"
+            );
         };
-        check("[media]\nadvertized_ip = \"1.2.3.4\"", &[], "unknown option `media.advertized_ip`");
+        check(
+            "[media]\nadvertized_ip = \"1.2.3.4\"",
+            &[],
+            "unknown option `media.advertized_ip`",
+        );
         check("[media", &[], "test.toml is not valid TOML");
         check("[tls]\nmode = \"files\"", &[], "needs tls.cert and tls.key");
         check("[tls]\nmode = \"sometimes\"", &[], "unknown variant");
-        check("", &[("CAU_LIMITS_MAX_PEERS", "many")], "CAU_LIMITS_MAX_PEERS");
+        check(
+            "",
+            &[("CAU_LIMITS_MAX_PEERS", "many")],
+            "CAU_LIMITS_MAX_PEERS",
+        );
         check("[media]\nadvertised_ip = \"0.0.0.0\"", &[], "not 0.0.0.0");
         check("[http]\nlisten = 8080", &[], "invalid configuration");
     }

@@ -223,8 +223,12 @@ impl Sfu {
             self.remove_peer(id, Some(GoneReason::Timeout));
         }
         for id in due {
-            let Some(peer) = self.peers.get_mut(&id) else { continue };
-            let result = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(now))));
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                peer.rtc.handle_input(Input::Timeout(now))
+            }));
             if result.is_err() {
                 tracing::error!(peer = %id, "str0m panicked on timeout; dropping the peer");
                 self.remove_peer(id, Some(GoneReason::MediaFailed));
@@ -291,14 +295,24 @@ impl Sfu {
             .build(now);
         let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
             Ok(c) => c,
-            Err(e) => return self.reject(id, SfuError::BadOffer(format!("no usable local candidate: {e}"))),
+            Err(e) => {
+                return self.reject(
+                    id,
+                    SfuError::BadOffer(format!("no usable local candidate: {e}")),
+                );
+            }
         };
         rtc.add_local_candidate(candidate);
         let accepted = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
         let answer = match accepted {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return self.reject(id, SfuError::BadOffer(e.to_string())),
-            Err(_) => return self.reject(id, SfuError::BadOffer("the offer could not be processed".into())),
+            Err(_) => {
+                return self.reject(
+                    id,
+                    SfuError::BadOffer("the offer could not be processed".into()),
+                );
+            }
         };
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let peer = Peer {
@@ -320,11 +334,17 @@ impl Sfu {
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
         self.rooms.entry(room).or_default().push(id);
-        self.events.push_back((id, PeerEvent::Answer { sdp: answer.to_sdp_string() }));
+        self.events.push_back((
+            id,
+            PeerEvent::Answer {
+                sdp: answer.to_sdp_string(),
+            },
+        ));
 
         // Subscribe the newcomer to every track already published in the room. Its own
         // tracks reach the others when draining it reports them as added media.
-        let existing: Vec<(TrackKey, MediaKind)> = self.room_members(room)
+        let existing: Vec<(TrackKey, MediaKind)> = self
+            .room_members(room)
             .filter(|&other| other != id)
             .filter_map(|other| self.peers.get(&other).map(|p| (other, p)))
             .flat_map(|(other, p)| {
@@ -352,9 +372,11 @@ impl Sfu {
         };
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string());
         let accepted = answer.and_then(|answer| {
-            catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer)))
-                .map_err(|_| "the answer could not be processed".to_owned())?
-                .map_err(|e| e.to_string())
+            catch_unwind(AssertUnwindSafe(|| {
+                peer.rtc.sdp_api().accept_answer(pending, answer)
+            }))
+            .map_err(|_| "the answer could not be processed".to_owned())?
+            .map_err(|e| e.to_string())
         });
         if let Err(message) = accepted {
             // The offer is void: what it carried goes into the next one.
@@ -425,7 +447,9 @@ impl Sfu {
         }
         let members: Vec<PeerId> = self.room_members(peer.room).collect();
         for other in members {
-            let Some(subscriber) = self.peers.get_mut(&other) else { continue };
+            let Some(subscriber) = self.peers.get_mut(&other) else {
+                continue;
+            };
             let mut changed = false;
             subscriber.tracks_out.retain(|key, track| {
                 if key.peer != id {
@@ -483,7 +507,9 @@ impl Sfu {
             (true, Some(heard)) => heard + self.config.peer_timeout,
             // Until it connects, a peer gets the longer connect timeout, counted from
             // whichever is later: its creation or the last packet heard.
-            (_, heard) => heard.unwrap_or(peer.created).max(peer.created) + self.config.connect_timeout,
+            (_, heard) => {
+                heard.unwrap_or(peer.created).max(peer.created) + self.config.connect_timeout
+            }
         }
     }
 
@@ -511,7 +537,9 @@ impl Sfu {
 
     fn drain(&mut self, id: PeerId, now: Instant) {
         loop {
-            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
             if !peer.rtc.is_alive() {
                 self.remove_peer(id, Some(GoneReason::MediaFailed));
                 return;
@@ -566,7 +594,9 @@ impl Sfu {
                 self.publish(id, added.mid, kind_of(added.kind));
             }
             Event::KeyframeRequest(request) => {
-                let Some(peer) = self.peers.get(&id) else { return };
+                let Some(peer) = self.peers.get(&id) else {
+                    return;
+                };
                 let source = peer.tracks_out.iter().find_map(|(key, track)| {
                     (track.state == OutState::Open(request.mid)).then_some(*key)
                 });
@@ -593,7 +623,9 @@ impl Sfu {
     /// A peer's new track: subscribe every other peer of the room to it.
     fn publish(&mut self, id: PeerId, mid: Mid, kind: MediaKind) {
         let interval = self.config.keyframe_request_interval;
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if peer.tracks_in.contains_key(&mid) {
             return;
         }
@@ -605,7 +637,8 @@ impl Sfu {
             },
         );
         let room = peer.room;
-        self.events.push_back((id, PeerEvent::TrackPublished { kind }));
+        self.events
+            .push_back((id, PeerEvent::TrackPublished { kind }));
         let members: Vec<PeerId> = self.room_members(room).filter(|&m| m != id).collect();
         for other in members {
             if let Some(subscriber) = self.peers.get_mut(&other) {
@@ -621,8 +654,15 @@ impl Sfu {
     /// Writes one received RTP packet into every subscriber's connection.
     fn forward(&mut self, id: PeerId, packet: RtpPacket) {
         self.stats.packets_received += 1;
-        let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Some(mid) = peer.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid()) else {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(mid) = peer
+            .rtc
+            .direct_api()
+            .stream_rx(&packet.header.ssrc)
+            .map(|s| s.mid())
+        else {
             return;
         };
         let room = peer.room;
@@ -639,10 +679,18 @@ impl Sfu {
             if other == id {
                 continue;
             }
-            let Some(subscriber) = self.peers.get_mut(&other) else { continue };
-            let Some(track) = subscriber.tracks_out.get_mut(&key) else { continue };
-            let OutState::Open(out_mid) = track.state else { continue };
-            let Some(pt) = track.payload_type_for(packet.header.payload_type, source_params, &subscriber.rtc) else {
+            let Some(subscriber) = self.peers.get_mut(&other) else {
+                continue;
+            };
+            let Some(track) = subscriber.tracks_out.get_mut(&key) else {
+                continue;
+            };
+            let OutState::Open(out_mid) = track.state else {
+                continue;
+            };
+            let Some(pt) =
+                track.payload_type_for(packet.header.payload_type, source_params, &subscriber.rtc)
+            else {
                 continue;
             };
             let seq_base = *track.seq_base.get_or_insert(*packet.seq_no & !0xffff);
@@ -651,7 +699,9 @@ impl Sfu {
             };
             let nackable = track.kind == MediaKind::Video;
             let mut direct = subscriber.rtc.direct_api();
-            let Some(stream) = direct.stream_tx_by_mid(out_mid, None) else { continue };
+            let Some(stream) = direct.stream_tx_by_mid(out_mid, None) else {
+                continue;
+            };
             stream.write_rtp(
                 RtpWrite::new(
                     pt,
@@ -673,8 +723,12 @@ impl Sfu {
     }
 
     fn request_keyframe(&mut self, key: TrackKey, kind: KeyframeRequestKind, now: Instant) {
-        let Some(publisher) = self.peers.get_mut(&key.peer) else { return };
-        let Some(track) = publisher.tracks_in.get_mut(&key.mid) else { return };
+        let Some(publisher) = self.peers.get_mut(&key.peer) else {
+            return;
+        };
+        let Some(track) = publisher.tracks_in.get_mut(&key.mid) else {
+            return;
+        };
         if track.kind != MediaKind::Video || !track.keyframes.request(now) {
             return;
         }
@@ -695,7 +749,9 @@ impl Sfu {
             }
         }
         for key in due {
-            let Some(publisher) = self.peers.get_mut(&key.peer) else { continue };
+            let Some(publisher) = self.peers.get_mut(&key.peer) else {
+                continue;
+            };
             if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, None) {
                 stream.request_keyframe(KeyframeRequestKind::Pli);
                 self.stats.keyframe_requests_sent += 1;
@@ -706,7 +762,9 @@ impl Sfu {
 
     /// Sends an offer carrying every queued track change, unless one is outstanding.
     fn negotiate_if_needed(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if !peer.negotiation_needed || !peer.may_offer || peer.pending_offer.is_some() {
             return;
         }
@@ -744,11 +802,13 @@ impl Sfu {
             .tracks_out
             .iter()
             .filter_map(|(key, track)| match track.state {
-                OutState::Negotiating(mid) | OutState::Open(mid) if !track.source_gone => Some(OutgoingTrack {
-                    mid: mid.to_string(),
-                    source: key.peer,
-                    kind: track.kind,
-                }),
+                OutState::Negotiating(mid) | OutState::Open(mid) if !track.source_gone => {
+                    Some(OutgoingTrack {
+                        mid: mid.to_string(),
+                        source: key.peer,
+                        kind: track.kind,
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -779,7 +839,12 @@ impl TrackOut {
     }
 
     /// Our payload type for the source's, matched by codec; `None` if we have no match.
-    fn payload_type_for(&mut self, source_pt: Pt, source: Option<PayloadParams>, rtc: &Rtc) -> Option<Pt> {
+    fn payload_type_for(
+        &mut self,
+        source_pt: Pt,
+        source: Option<PayloadParams>,
+        rtc: &Rtc,
+    ) -> Option<Pt> {
         if let Some((_, ours)) = self.payload_types.iter().find(|(pt, _)| *pt == source_pt) {
             return *ours;
         }

@@ -73,7 +73,10 @@ pub enum PeerEvent {
     Answer { sdp: String },
     /// A renegotiation: other peers' tracks are added or removed. `tracks` lists every
     /// media line the SFU now sends to this peer.
-    Offer { sdp: String, tracks: Vec<OutgoingTrack> },
+    Offer {
+        sdp: String,
+        tracks: Vec<OutgoingTrack>,
+    },
     /// One of this peer's own tracks reached the SFU and is forwarded to the room.
     TrackPublished { kind: MediaKind },
     /// ICE and DTLS are up: media can flow.

@@ -12,9 +12,9 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,8 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
     config.candidate_addr.set_port(local_addr.port());
     let mut socket = UdpSocket::from_std(std_socket);
     let poll = Poll::new()?;
-    poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut socket, SOCKET, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (commands, receiver) = mpsc::channel();
     let shared = Arc::new(SharedStats::default());
@@ -99,7 +100,12 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
 impl SfuHandle {
     /// Creates a peer from its offer. The answer, and every later event about the peer,
     /// arrive on the returned channel; it closes after [`PeerEvent::Gone`] or removal.
-    pub fn add_peer(&self, peer: PeerId, room: RoomId, offer_sdp: String) -> UnboundedReceiver<PeerEvent> {
+    pub fn add_peer(
+        &self,
+        peer: PeerId,
+        room: RoomId,
+        offer_sdp: String,
+    ) -> UnboundedReceiver<PeerEvent> {
         let (events, receiver) = unbounded_channel();
         self.send(ShellCommand::AddPeer {
             peer,
@@ -203,7 +209,8 @@ impl Worker {
                     if len >= MAX_DATAGRAM {
                         continue; // Truncated: not a WebRTC packet.
                     }
-                    self.core.handle_datagram(source, &self.buffer[..len], Instant::now());
+                    self.core
+                        .handle_datagram(source, &self.buffer[..len], Instant::now());
                     self.flush();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -236,7 +243,14 @@ impl Worker {
                     events,
                 } => {
                     self.sinks.insert(peer, events);
-                    self.core.handle_command(Command::AddPeer { peer, room, offer_sdp }, now);
+                    self.core.handle_command(
+                        Command::AddPeer {
+                            peer,
+                            room,
+                            offer_sdp,
+                        },
+                        now,
+                    );
                 }
                 ShellCommand::Core(command) => {
                     if let Command::RemovePeer { peer } = command {
@@ -252,7 +266,10 @@ impl Worker {
     /// Sends what the core queued and hands its events to signaling.
     fn flush(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            match self.socket.send_to(&transmit.contents, transmit.destination) {
+            match self
+                .socket
+                .send_to(&transmit.contents, transmit.destination)
+            {
                 Ok(_) => {}
                 // The send buffer is full: UDP may drop, and so do we. WebRTC recovers
                 // (NACK, keyframe requests) as it would from loss on the line.
@@ -273,8 +290,14 @@ impl Worker {
         let stats = self.core.stats();
         self.shared.peers.store(stats.peers, Ordering::Relaxed);
         self.shared.rooms.store(stats.rooms, Ordering::Relaxed);
-        self.shared.packets_forwarded.store(stats.packets_forwarded, Ordering::Relaxed);
-        self.shared.datagrams_malformed.store(stats.datagrams_malformed, Ordering::Relaxed);
-        self.shared.datagrams_unroutable.store(stats.datagrams_unroutable, Ordering::Relaxed);
+        self.shared
+            .packets_forwarded
+            .store(stats.packets_forwarded, Ordering::Relaxed);
+        self.shared
+            .datagrams_malformed
+            .store(stats.datagrams_malformed, Ordering::Relaxed);
+        self.shared
+            .datagrams_unroutable
+            .store(stats.datagrams_unroutable, Ordering::Relaxed);
     }
 }

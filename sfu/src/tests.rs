@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind as StrKind, MediaTime, Mid};
 use str0m::ice::{StunMessage, TransId};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaKind as StrKind, MediaTime, Mid,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -156,7 +158,10 @@ impl World {
                 self.sfu.handle_datagram(from, &bytes, now);
             } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to) {
                 let receive = Receive::new(Protocol::Udp, from, to, &bytes).unwrap();
-                client.rtc.handle_input(Input::Receive(now, receive)).unwrap();
+                client
+                    .rtc
+                    .handle_input(Input::Receive(now, receive))
+                    .unwrap();
             }
         }
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
@@ -182,7 +187,9 @@ impl World {
         loop {
             match client.rtc.poll_output().unwrap() {
                 Output::Timeout(_) => break,
-                Output::Transmit(t) => outgoing.push((t.source, t.destination, t.contents.to_vec())),
+                Output::Transmit(t) => {
+                    outgoing.push((t.source, t.destination, t.contents.to_vec()))
+                }
                 Output::Event(Event::MediaData(data)) => {
                     let source = client.sources.get(&data.mid.to_string()).copied();
                     let kind = if data.params.spec().codec == Codec::Opus {
@@ -207,9 +214,14 @@ impl World {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        let receiver_online = self.clients.iter().find(|c| c.addr == to).is_none_or(|c| c.online);
+        let receiver_online = self
+            .clients
+            .iter()
+            .find(|c| c.addr == to)
+            .is_none_or(|c| c.online);
         if receiver_online {
-            self.network.push_back((self.now + ONE_WAY, from, to, bytes));
+            self.network
+                .push_back((self.now + ONE_WAY, from, to, bytes));
         }
     }
 
@@ -221,7 +233,10 @@ impl World {
         let audio = frame_bytes(client.peer, MediaKind::Audio, count);
         let audio_time = MediaTime::new(count * 960, Frequency::FORTY_EIGHT_KHZ);
         if let Some(writer) = client.rtc.writer(client.audio) {
-            let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .map(|p| p.pt());
             if let Some(pt) = pt {
                 writer.write(pt, now, audio_time, audio).unwrap();
             }
@@ -230,7 +245,10 @@ impl World {
             let video = frame_bytes(client.peer, MediaKind::Video, count / 5);
             let video_time = MediaTime::from_90khz(elapsed.as_millis() as u64 * 90);
             if let Some(writer) = client.rtc.writer(client.video) {
-                let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
+                let pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Vp8)
+                    .map(|p| p.pt());
                 if let Some(pt) = pt {
                     writer.write(pt, now, video_time, video).unwrap();
                 }
@@ -315,7 +333,11 @@ fn participants_of_a_room_receive_each_others_frames_intact() {
                         .nth(2)
                         .and_then(|c| c.parse().ok())
                         .expect("a tagged frame");
-                    assert_eq!(frame, &frame_bytes(source, kind, count), "frame content changed in transit");
+                    assert_eq!(
+                        frame,
+                        &frame_bytes(source, kind, count),
+                        "frame content changed in transit"
+                    );
                 }
             }
         }
@@ -337,10 +359,18 @@ fn nothing_crosses_between_rooms() {
         assert!(!client.received.is_empty(), "{receiver} received nothing");
         for (source, _, _) in &client.received {
             let sender = source.0 as usize - 1;
-            assert_eq!(room_of(sender), room_of(receiver), "{sender}'s media reached {receiver}");
+            assert_eq!(
+                room_of(sender),
+                room_of(receiver),
+                "{sender}'s media reached {receiver}"
+            );
         }
         let offered: Vec<PeerId> = client.sources.values().copied().collect();
-        assert!(offered.iter().all(|p| room_of(p.0 as usize - 1) == room_of(receiver)));
+        assert!(
+            offered
+                .iter()
+                .all(|p| room_of(p.0 as usize - 1) == room_of(receiver))
+        );
     }
 }
 
@@ -368,11 +398,20 @@ fn keyframe_requests_reach_the_publisher_throttled() {
                 let mid = client
                     .sources
                     .iter()
-                    .find(|(mid, source)| **source == publisher_peer && client.rtc.media(Mid::from(mid.as_str())).is_some_and(|m| m.kind() == StrKind::Video))
+                    .find(|(mid, source)| {
+                        **source == publisher_peer
+                            && client
+                                .rtc
+                                .media(Mid::from(mid.as_str()))
+                                .is_some_and(|m| m.kind() == StrKind::Video)
+                    })
                     .map(|(mid, _)| Mid::from(mid.as_str()));
                 if let Some(mid) = mid {
                     if let Some(mut writer) = client.rtc.writer(mid) {
-                        if writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
+                        if writer
+                            .request_keyframe(None, KeyframeRequestKind::Pli)
+                            .is_ok()
+                        {
                             asked += 1;
                         }
                     }
@@ -383,7 +422,10 @@ fn keyframe_requests_reach_the_publisher_throttled() {
     let reached = world.client(publisher).keyframe_requests - before;
     assert!(asked >= 300, "subscribers managed only {asked} requests");
     // One per 500 ms interval, and the deferred one at its end: 2 or 3 in one second.
-    assert!((1..=3).contains(&reached), "{reached} of {asked} requests reached the publisher");
+    assert!(
+        (1..=3).contains(&reached),
+        "{reached} of {asked} requests reached the publisher"
+    );
 }
 
 #[test]
@@ -392,7 +434,12 @@ fn a_silent_peer_is_dropped_and_the_others_renegotiate() {
     let a = world.join(1);
     let b = world.join(1);
     run_meeting(&mut world, Duration::from_secs(2));
-    let offers_before = world.client(a).events.iter().filter(|e| matches!(e, PeerEvent::Offer { .. })).count();
+    let offers_before = world
+        .client(a)
+        .events
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Offer { .. }))
+        .count();
     assert_eq!(world.sfu.stats().peers, 2);
 
     world.clients[b].online = false;
@@ -400,13 +447,25 @@ fn a_silent_peer_is_dropped_and_the_others_renegotiate() {
 
     assert_eq!(world.client(b).gone, Some(GoneReason::Timeout));
     assert_eq!(world.sfu.stats().peers, 1);
-    let offers = world.client(a).events.iter().filter(|e| matches!(e, PeerEvent::Offer { .. })).count();
-    assert!(offers > offers_before, "a was not offered the removal of b's tracks");
+    let offers = world
+        .client(a)
+        .events
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Offer { .. }))
+        .count();
+    assert!(
+        offers > offers_before,
+        "a was not offered the removal of b's tracks"
+    );
     let last_tracks = world.client(a).events.iter().rev().find_map(|e| match e {
         PeerEvent::Offer { tracks, .. } => Some(tracks.clone()),
         _ => None,
     });
-    assert_eq!(last_tracks, Some(vec![]), "b's tracks are still offered to a");
+    assert_eq!(
+        last_tracks,
+        Some(vec![]),
+        "b's tracks are still offered to a"
+    );
 }
 
 #[test]
@@ -418,16 +477,28 @@ fn garbage_and_strangers_are_counted_and_change_nothing() {
     let stranger: SocketAddr = "10.9.9.9:999".parse().unwrap();
     let known = world.client(a).addr;
     // Random bytes, from a stranger and from a participant's own address.
-    world.sfu.handle_datagram(stranger, &[0xde, 0xad, 0xbe, 0xef], world.now);
+    world
+        .sfu
+        .handle_datagram(stranger, &[0xde, 0xad, 0xbe, 0xef], world.now);
     world.sfu.handle_datagram(known, &[0xff; 300], world.now);
     world.sfu.handle_datagram(known, &[], world.now);
     // ICE checks from a stranger: one naming a username nobody has, one naming a's
     // username with a forged MESSAGE-INTEGRITY.
-    world.sfu.handle_datagram(stranger, &stun_request("nobody:whoever"), world.now);
+    world
+        .sfu
+        .handle_datagram(stranger, &stun_request("nobody:whoever"), world.now);
     let a_ufrag = world.sfu.peers[&world.client(a).peer].local_ufrag.clone();
-    world.sfu.handle_datagram(stranger, &stun_request(&format!("{a_ufrag}:whoever")), world.now);
+    world.sfu.handle_datagram(
+        stranger,
+        &stun_request(&format!("{a_ufrag}:whoever")),
+        world.now,
+    );
     // An RTP-looking packet from a stranger.
-    world.sfu.handle_datagram(stranger, &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3], world.now);
+    world.sfu.handle_datagram(
+        stranger,
+        &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3],
+        world.now,
+    );
     let mut to_stranger = 0;
     while let Some(t) = world.sfu.poll_transmit() {
         to_stranger += usize::from(t.destination == stranger);
@@ -436,19 +507,30 @@ fn garbage_and_strangers_are_counted_and_change_nothing() {
     let stats = world.sfu.stats();
     assert_eq!(stats.datagrams_malformed, 3, "{stats:?}");
     assert_eq!(stats.datagrams_unroutable, 2, "{stats:?}");
-    assert!(!world.sfu.by_address.contains_key(&stranger), "a forged check bound the stranger's address");
+    assert!(
+        !world.sfu.by_address.contains_key(&stranger),
+        "a forged check bound the stranger's address"
+    );
 
     let before = frames_from(world.client(b), world.client(a).peer, MediaKind::Audio).len();
     run_meeting(&mut world, Duration::from_secs(1));
     let after = frames_from(world.client(b), world.client(a).peer, MediaKind::Audio).len();
-    assert!(after >= before + 40, "media stalled after garbage: {before} -> {after}");
+    assert!(
+        after >= before + 40,
+        "media stalled after garbage: {before} -> {after}"
+    );
     assert_eq!(world.sfu.stats().peers, 2);
 }
 
 #[test]
 fn bad_sdp_is_refused_without_creating_a_peer() {
     let mut world = World::new();
-    for sdp in ["", "hello", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"] {
+    for sdp in [
+        "",
+        "hello",
+        "v=0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+    ] {
         world.sfu.handle_command(
             Command::AddPeer {
                 peer: PeerId(77),
@@ -471,7 +553,10 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
         },
         world.now,
     );
-    assert!(matches!(world.sfu.poll_event(), Some((_, PeerEvent::Rejected { .. }))));
+    assert!(matches!(
+        world.sfu.poll_event(),
+        Some((_, PeerEvent::Rejected { .. }))
+    ));
 }
 
 /// A STUN binding request for `username` whose MESSAGE-INTEGRITY is forged.
@@ -479,7 +564,9 @@ fn stun_request(username: &str) -> Vec<u8> {
     let message = StunMessage::binding_request(username, TransId::new(), true, 1, 100, false);
     let mut buf = vec![0; 1500];
     let len = message
-        .to_bytes(Some(b"not-the-password"), &mut buf, |_key, _parts| [0x42; 20])
+        .to_bytes(Some(b"not-the-password"), &mut buf, |_key, _parts| {
+            [0x42; 20]
+        })
         .unwrap();
     buf.truncate(len);
     buf
