@@ -38,6 +38,8 @@ struct Member {
     name: DisplayName,
     audio_muted: bool,
     video_muted: bool,
+    /// Kinds whose track reached the SFU, to announce as unpublished at departure.
+    published: Vec<Kind>,
     outbox: UnboundedSender<ServerMessage>,
 }
 
@@ -102,6 +104,7 @@ impl Rooms {
             name,
             audio_muted: false,
             video_muted: false,
+            published: Vec::new(),
             outbox,
         };
         let joined = ServerMessage::ParticipantJoined {
@@ -126,17 +129,26 @@ impl Rooms {
         let Some(entry) = inner.rooms.get_mut(room) else {
             return;
         };
-        let before = entry.members.len();
-        entry.members.retain(|m| m.peer != peer);
-        if entry.members.len() == before {
+        let Some(position) = entry.members.iter().position(|m| m.peer == peer) else {
             return;
-        }
-        let left = ServerMessage::ParticipantLeft {
+        };
+        let member = entry.members.remove(position);
+        let mut news: Vec<ServerMessage> = member
+            .published
+            .iter()
+            .map(|&kind| ServerMessage::TrackUnpublished {
+                participant_id: peer.to_string(),
+                kind,
+            })
+            .collect();
+        news.push(ServerMessage::ParticipantLeft {
             participant_id: peer.to_string(),
             reason,
-        };
+        });
         for other in &entry.members {
-            let _ = other.outbox.send(left.clone());
+            for message in &news {
+                let _ = other.outbox.send(message.clone());
+            }
         }
         if entry.members.is_empty() {
             inner.rooms.remove(room);
@@ -153,6 +165,28 @@ impl Rooms {
         for other in entry.members.iter().filter(|m| m.peer != from) {
             let _ = other.outbox.send(message.clone());
         }
+    }
+
+    /// Records that a participant's track of `kind` reached the SFU, and tells the others.
+    pub fn publish(&self, room: &RoomName, peer: PeerId, kind: Kind) {
+        {
+            let mut inner = self.lock();
+            let Some(member) = inner
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.members.iter_mut().find(|m| m.peer == peer))
+            else {
+                return;
+            };
+            if !member.published.contains(&kind) {
+                member.published.push(kind);
+            }
+        }
+        let message = ServerMessage::TrackPublished {
+            participant_id: peer.to_string(),
+            kind,
+        };
+        self.broadcast(room, peer, message);
     }
 
     /// Records a participant's mute state and tells the others.

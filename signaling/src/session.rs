@@ -245,13 +245,9 @@ impl Session {
                 self.send(&ServerMessage::Offer { sdp, tracks }).await
             }
             PeerEvent::TrackPublished { kind } => {
-                let message = ServerMessage::TrackPublished {
-                    participant_id: joined.peer.to_string(),
-                    kind: kind_of(kind),
-                };
                 self.state
                     .rooms
-                    .broadcast(&joined.room, joined.peer, message);
+                    .publish(&joined.room, joined.peer, kind_of(kind));
                 Flow::Continue
             }
             PeerEvent::Connected => {

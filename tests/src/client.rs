@@ -555,6 +555,15 @@ impl TestClient {
         }
     }
 
+    /// Closes the peer connection but keeps the WebSocket open, as when a site's media
+    /// path fails while its signaling connection has not noticed yet.
+    pub async fn close_media(&self) -> anyhow::Result<()> {
+        self.peer_connection
+            .close()
+            .await
+            .context("closing the peer connection")
+    }
+
     async fn wait_connected(&mut self) -> anyhow::Result<()> {
         let failures = self.recorder.clone();
         let state = tokio::time::timeout(

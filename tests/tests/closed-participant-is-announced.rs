@@ -31,6 +31,24 @@ async fn closed_participant_is_announced() -> anyhow::Result<()> {
                 })
             })
             .await?;
+        // Both of chi's tracks are announced gone, before chi is.
+        let messages = client.messages();
+        let left_at = messages.iter().position(|m| {
+            m["type"] == "participant_left" && m["participant_id"] == chi_id.as_str()
+        });
+        for kind in ["audio", "video"] {
+            let unpublished_at = messages.iter().position(|m| {
+                m["type"] == "track_unpublished"
+                    && m["participant_id"] == chi_id.as_str()
+                    && m["kind"] == kind
+            });
+            if unpublished_at.is_none() || unpublished_at > left_at {
+                bail!(
+                    "{}: chi's {kind} was not announced unpublished before chi left",
+                    client.participant_id()
+                );
+            }
+        }
     }
     let announced_after = dropped_at.elapsed();
     while server.peer_count() != before + 2 {
