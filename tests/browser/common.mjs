@@ -75,7 +75,8 @@ export async function launchChromium() {
  * `page.cauLog` for the report and copied to stderr.
  */
 export async function openPage(browser, label) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  // HTTPS tests use the server's self-signed development certificate.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.cauLog = [];
   const keep = (line) => {
