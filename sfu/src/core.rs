@@ -514,11 +514,11 @@ impl Sfu {
     }
 
     fn mark_dirty(&mut self, id: PeerId) {
-        if let Some(peer) = self.peers.get_mut(&id) {
-            if !peer.is_dirty {
-                peer.is_dirty = true;
-                self.dirty.push(id);
-            }
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.is_dirty
+        {
+            peer.is_dirty = true;
+            self.dirty.push(id);
         }
     }
 
@@ -574,12 +574,12 @@ impl Sfu {
     }
 
     fn bind_address(&mut self, id: PeerId, address: SocketAddr) {
-        if let Some(previous) = self.by_address.insert(address, id) {
-            if previous != id {
-                // The address moved to another peer (a client reusing a port).
-                if let Some(old) = self.peers.get_mut(&previous) {
-                    old.addresses.retain(|a| *a != address);
-                }
+        if let Some(previous) = self.by_address.insert(address, id)
+            && previous != id
+        {
+            // The address moved to another peer (a client reusing a port).
+            if let Some(old) = self.peers.get_mut(&previous) {
+                old.addresses.retain(|a| *a != address);
             }
         }
         if let Some(peer) = self.peers.get_mut(&id) {
@@ -609,11 +609,12 @@ impl Sfu {
                     state,
                     IceConnectionState::Connected | IceConnectionState::Completed
                 );
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    if connected && !peer.connected {
-                        peer.connected = true;
-                        self.events.push_back((id, PeerEvent::Connected));
-                    }
+                if let Some(peer) = self.peers.get_mut(&id)
+                    && connected
+                    && !peer.connected
+                {
+                    peer.connected = true;
+                    self.events.push_back((id, PeerEvent::Connected));
                 }
             }
             _ => {}

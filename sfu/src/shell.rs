@@ -151,10 +151,10 @@ impl SfuHandle {
     fn send(&self, command: ShellCommand) {
         // A send fails only when the media thread has ended, at shutdown; there is
         // nobody left to act on the command then.
-        if self.commands.send(command).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                tracing::error!("cannot wake the media thread: {e}");
-            }
+        if self.commands.send(command).is_ok()
+            && let Err(e) = self.waker.wake()
+        {
+            tracing::error!("cannot wake the media thread: {e}");
         }
     }
 }

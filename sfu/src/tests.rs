@@ -241,7 +241,7 @@ impl World {
                 writer.write(pt, now, audio_time, audio).unwrap();
             }
         }
-        if count % 5 == 0 {
+        if count.is_multiple_of(5) {
             let video = frame_bytes(client.peer, MediaKind::Video, count / 5);
             let video_time = MediaTime::from_90khz(elapsed.as_millis() as u64 * 90);
             if let Some(writer) = client.rtc.writer(client.video) {
@@ -406,15 +406,13 @@ fn keyframe_requests_reach_the_publisher_throttled() {
                                 .is_some_and(|m| m.kind() == StrKind::Video)
                     })
                     .map(|(mid, _)| Mid::from(mid.as_str()));
-                if let Some(mid) = mid {
-                    if let Some(mut writer) = client.rtc.writer(mid) {
-                        if writer
-                            .request_keyframe(None, KeyframeRequestKind::Pli)
-                            .is_ok()
-                        {
-                            asked += 1;
-                        }
-                    }
+                if let Some(mid) = mid
+                    && let Some(mut writer) = client.rtc.writer(mid)
+                    && writer
+                        .request_keyframe(None, KeyframeRequestKind::Pli)
+                        .is_ok()
+                {
+                    asked += 1;
                 }
             }
         }

@@ -117,7 +117,7 @@ fn stun_binding_request(username: &str, random: &mut Lcg) -> Vec<u8> {
         out.extend_from_slice(&kind.to_be_bytes());
         out.extend_from_slice(&(value.len() as u16).to_be_bytes());
         out.extend_from_slice(value);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }
