@@ -169,19 +169,11 @@ impl Rooms {
 
     /// Records that a participant's track of `kind` reached the SFU, and tells the others.
     pub fn publish(&self, room: &RoomName, peer: PeerId, kind: Kind) {
-        {
-            let mut inner = self.lock();
-            let Some(member) = inner
-                .rooms
-                .get_mut(room)
-                .and_then(|r| r.members.iter_mut().find(|m| m.peer == peer))
-            else {
-                return;
-            };
+        self.update_member(room, peer, |member| {
             if !member.published.contains(&kind) {
                 member.published.push(kind);
             }
-        }
+        });
         let message = ServerMessage::TrackPublished {
             participant_id: peer.to_string(),
             kind,
@@ -191,26 +183,28 @@ impl Rooms {
 
     /// Records a participant's mute state and tells the others.
     pub fn set_muted(&self, room: &RoomName, peer: PeerId, kind: Kind, muted: bool) {
-        {
-            let mut inner = self.lock();
-            let Some(member) = inner
-                .rooms
-                .get_mut(room)
-                .and_then(|r| r.members.iter_mut().find(|m| m.peer == peer))
-            else {
-                return;
-            };
-            match kind {
-                Kind::Audio => member.audio_muted = muted,
-                Kind::Video => member.video_muted = muted,
-            }
-        }
+        self.update_member(room, peer, |member| match kind {
+            Kind::Audio => member.audio_muted = muted,
+            Kind::Video => member.video_muted = muted,
+        });
         let message = ServerMessage::Mute {
             participant_id: peer.to_string(),
             kind,
             muted,
         };
         self.broadcast(room, peer, message);
+    }
+
+    /// Changes one member's record, if it is still in the room.
+    fn update_member(&self, room: &RoomName, peer: PeerId, change: impl FnOnce(&mut Member)) {
+        let mut inner = self.lock();
+        let member = inner
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.members.iter_mut().find(|m| m.peer == peer));
+        if let Some(member) = member {
+            change(member);
+        }
     }
 
     /// Participants in all rooms.
