@@ -51,6 +51,8 @@ pub struct SfuStats {
     pub packets_received: u64,
     /// RTP packets handed to subscribers' connections (one per subscriber).
     pub packets_forwarded: u64,
+    /// Audio packets not forwarded because their sender does not hold the floor.
+    pub packets_withheld: u64,
     /// Datagrams that were not STUN, DTLS, RTP or RTCP.
     pub datagrams_malformed: u64,
     /// Datagrams from an unknown address that named no known peer.
@@ -92,6 +94,8 @@ pub(crate) struct Peer {
     tracks_in: HashMap<Mid, TrackIn>,
     /// Other peers' tracks sent to this peer, by source.
     tracks_out: HashMap<TrackKey, TrackOut>,
+    /// Whether this peer's audio is forwarded (floor control).
+    audio_allowed: bool,
     /// The peer's own first offer has been answered; from now on the SFU offers.
     may_offer: bool,
     pending_offer: Option<SdpPendingOffer>,
@@ -163,6 +167,10 @@ impl Sfu {
             } => self.add_peer(peer, room, &offer_sdp, now),
             Command::Answer { peer, sdp } => self.accept_answer(peer, &sdp, now),
             Command::RemoteCandidate { peer, candidate } => self.add_candidate(peer, &candidate),
+            Command::SetAudioForwarding { peer, allowed } => match self.peers.get_mut(&peer) {
+                Some(p) => p.audio_allowed = allowed,
+                None => self.reject(peer, SfuError::UnknownPeer(peer)),
+            },
             Command::RemovePeer { peer } => {
                 self.remove_peer(peer, None);
             }
@@ -326,6 +334,7 @@ impl Sfu {
             rtc_timeout: now,
             tracks_in: HashMap::new(),
             tracks_out: HashMap::new(),
+            audio_allowed: true,
             may_offer: false,
             pending_offer: None,
             negotiation_needed: false,
@@ -666,6 +675,15 @@ impl Sfu {
         else {
             return;
         };
+        let withheld = !peer.audio_allowed
+            && peer
+                .tracks_in
+                .get(&mid)
+                .is_some_and(|t| t.kind == MediaKind::Audio);
+        if withheld {
+            self.stats.packets_withheld += 1;
+            return;
+        }
         let room = peer.room;
         let key = TrackKey { peer: id, mid };
         let source_params: Option<PayloadParams> = peer

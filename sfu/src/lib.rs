@@ -64,6 +64,10 @@ pub enum Command {
     RemoteCandidate { peer: PeerId, candidate: String },
     /// The participant left: forget it and stop forwarding its tracks to the others.
     RemovePeer { peer: PeerId },
+    /// Forward the participant's audio to the others, or withhold it, whatever the
+    /// participant itself sends: how a chair's floor control is enforced. New peers'
+    /// audio is forwarded until this says otherwise.
+    SetAudioForwarding { peer: PeerId, allowed: bool },
 }
 
 /// What the SFU tells signaling about one peer.

@@ -521,6 +521,38 @@ fn garbage_and_strangers_are_counted_and_change_nothing() {
 }
 
 #[test]
+fn withheld_audio_reaches_no_one_and_video_still_does() {
+    let mut world = World::new();
+    let speaker = world.join(1);
+    let listener = world.join(1);
+    let speaker_peer = world.client(speaker).peer;
+    world.sfu.handle_command(
+        Command::SetAudioForwarding {
+            peer: speaker_peer,
+            allowed: false,
+        },
+        world.now,
+    );
+    run_meeting(&mut world, Duration::from_secs(2));
+    let heard = frames_from(world.client(listener), speaker_peer, MediaKind::Audio).len();
+    let seen = frames_from(world.client(listener), speaker_peer, MediaKind::Video).len();
+    assert_eq!(heard, 0, "withheld audio was forwarded");
+    assert!(seen >= 10, "video stopped too: {seen} frames");
+    assert!(world.sfu.stats().packets_withheld > 0);
+
+    world.sfu.handle_command(
+        Command::SetAudioForwarding {
+            peer: speaker_peer,
+            allowed: true,
+        },
+        world.now,
+    );
+    run_meeting(&mut world, Duration::from_secs(1));
+    let heard = frames_from(world.client(listener), speaker_peer, MediaKind::Audio).len();
+    assert!(heard >= 40, "audio did not resume: {heard} frames");
+}
+
+#[test]
 fn bad_sdp_is_refused_without_creating_a_peer() {
     let mut world = World::new();
     for sdp in [
