@@ -6,6 +6,7 @@
 //! which room and relays session descriptions; it never touches a media packet.
 
 mod http;
+pub mod meeting;
 pub mod protocol;
 mod rooms;
 mod session;

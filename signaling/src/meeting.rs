@@ -1,0 +1,870 @@
+//! A running meeting between sites: lobby, roll call, floor control and layout.
+//!
+//! Sans-IO, like the SFU's core: the session shell tells it who connected, who left and
+//! what each site asked for, with `now`; it answers with outputs to carry out (let a
+//! site in, withhold or forward a site's audio, store an attendance record) and a state
+//! snapshot to show. It never touches a socket, the clock or the database, so every
+//! rule here is tested in plain unit tests.
+//!
+//! The rules, from the brief:
+//! - Sites that connect before the chair opens the meeting wait in the lobby; the chair
+//!   opens the meeting (everyone waiting enters) or admits sites one by one. The chair
+//!   and IT observers never wait.
+//! - Roll call: a site is `not_called` until it enters, then `present` (or `late`, if
+//!   it enters after the start plus the grace period), `left` when it goes, or `absent`
+//!   with a reason the chair's side enters.
+//! - Floor: in `chair` mode only the chair and the floor holder are heard; sites ask for
+//!   the floor and wait in a queue, in order; the chair grants and revokes it. In `open`
+//!   mode everyone is heard. In both, the chair can mute any site, and observers are
+//!   never heard.
+//! - Layout: the chair picks up to four sites that everyone shows large; empty means
+//!   automatic (the chair and the active speaker).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use cau_sfu::PeerId;
+
+/// The most sites the chair can put on the main screen.
+pub const MAX_LAYOUT: usize = 4;
+
+/// Milliseconds since the Unix epoch: the meeting core's clock, given by the shell.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Chair,
+    Participant,
+    /// IT staff: see and hear, never heard, never counted in the roll call.
+    Observer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorMode {
+    /// Chair-controlled: only the chair and the floor holder are heard.
+    Chair,
+    /// Open discussion: everyone is heard unless the chair mutes them.
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attendance {
+    NotCalled,
+    Present,
+    Late,
+    Left,
+    Absent,
+}
+
+/// One site's roll-call record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttendanceRecord {
+    pub status: Attendance,
+    /// When the site first entered the meeting.
+    pub joined_at: Option<Millis>,
+    /// When the site last left it.
+    pub left_at: Option<Millis>,
+    /// Why an absent site is absent.
+    pub reason: Option<String>,
+}
+
+/// What the meeting is, as scheduled.
+#[derive(Debug, Clone)]
+pub struct MeetingPlan {
+    pub mode: FloorMode,
+    pub starts_at: Millis,
+    /// A site entering later than `starts_at + late_after` is `late`.
+    pub late_after: Millis,
+    pub sites: Vec<InvitedSite>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitedSite {
+    pub code: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What a site asks of the meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Open,
+    Admit { site: String },
+    RequestFloor,
+    CancelFloorRequest,
+    GrantFloor { site: String },
+    RevokeFloor,
+    Mute { site: String },
+    Unmute { site: String },
+    SetLayout { sites: Vec<String> },
+    MarkAbsent { site: String, reason: String },
+}
+
+/// What the shell must carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The site's connection may enter the media room now.
+    Admit { site: String, peer: PeerId },
+    /// An older connection of the site was replaced by a newer one: close it.
+    Replaced { peer: PeerId },
+    /// Forward or withhold the audio of this connection in the SFU.
+    AudioForwarding { peer: PeerId, allowed: bool },
+    /// Store this roll-call record.
+    Attendance {
+        site: String,
+        record: AttendanceRecord,
+    },
+    /// The snapshot changed: show everyone the new one.
+    StateChanged,
+}
+
+/// Where a connecting site goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Lobby,
+    Admitted,
+}
+
+/// Why the meeting refused something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeetingError {
+    /// The site is not invited to this meeting.
+    #[error("site {0} is not invited to this meeting")]
+    NotInvited(String),
+    /// The site's role may not do this.
+    #[error("only the chair may do this")]
+    ChairOnly,
+    /// Observers watch; they do not take part.
+    #[error("observers cannot ask for the floor")]
+    ObserverCannot,
+    /// The action names a site that is not in the meeting now.
+    #[error("site {0} is not connected")]
+    NotConnected(String),
+    /// The action does not apply in this floor mode.
+    #[error("the floor is open to everyone in this meeting")]
+    OpenFloor,
+    /// The layout holds at most four sites, each invited, none twice.
+    #[error("a layout holds 0 to 4 distinct invited sites")]
+    BadLayout,
+    /// A connected site cannot be marked absent.
+    #[error("site {0} is here and cannot be marked absent")]
+    Present(String),
+    /// Reasons are short text.
+    #[error("a reason has 1 to 200 characters")]
+    BadReason,
+}
+
+/// A running meeting. See the module documentation.
+pub struct Meeting {
+    mode: FloorMode,
+    starts_at: Millis,
+    late_after: Millis,
+    opened: bool,
+    sites: BTreeMap<String, SiteState>,
+    floor: Option<String>,
+    queue: VecDeque<String>,
+    layout: Vec<String>,
+    outputs: VecDeque<Output>,
+}
+
+#[derive(Debug)]
+struct SiteState {
+    name: String,
+    role: Role,
+    connection: Option<Connection>,
+    attendance: AttendanceRecord,
+    muted_by_chair: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    peer: PeerId,
+    admitted: bool,
+    /// The audio gate last given to the SFU for this connection.
+    audio_allowed: Option<bool>,
+}
+
+/// What everyone is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub opened: bool,
+    pub mode: FloorMode,
+    pub floor: Option<String>,
+    pub queue: Vec<String>,
+    pub layout: Vec<String>,
+    pub sites: Vec<SiteSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSnapshot {
+    pub code: String,
+    pub name: String,
+    pub role: Role,
+    pub connected: bool,
+    pub in_lobby: bool,
+    pub muted_by_chair: bool,
+    pub attendance: AttendanceRecord,
+}
+
+impl Meeting {
+    pub fn new(plan: MeetingPlan) -> Meeting {
+        let sites = plan
+            .sites
+            .into_iter()
+            .map(|site| {
+                let state = SiteState {
+                    name: site.name,
+                    role: site.role,
+                    connection: None,
+                    attendance: AttendanceRecord {
+                        status: Attendance::NotCalled,
+                        joined_at: None,
+                        left_at: None,
+                        reason: None,
+                    },
+                    muted_by_chair: false,
+                };
+                (site.code, state)
+            })
+            .collect();
+        Meeting {
+            mode: plan.mode,
+            starts_at: plan.starts_at,
+            late_after: plan.late_after,
+            opened: false,
+            sites,
+            floor: None,
+            queue: VecDeque::new(),
+            layout: Vec::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// A site's connection arrives. The chair and observers enter at once, as does
+    /// everyone once the meeting is open; others wait in the lobby.
+    pub fn connect(
+        &mut self,
+        site: &str,
+        peer: PeerId,
+        now: Millis,
+    ) -> Result<Entry, MeetingError> {
+        let opened = self.opened;
+        let state = self
+            .sites
+            .get_mut(site)
+            .ok_or_else(|| MeetingError::NotInvited(site.to_owned()))?;
+        if let Some(old) = state.connection.take() {
+            self.outputs.push_back(Output::Replaced { peer: old.peer });
+        }
+        let enters = opened || state.role != Role::Participant;
+        state.connection = Some(Connection {
+            peer,
+            admitted: false,
+            audio_allowed: None,
+        });
+        if enters {
+            self.enter(site, now);
+        }
+        self.changed();
+        Ok(if enters {
+            Entry::Admitted
+        } else {
+            Entry::Lobby
+        })
+    }
+
+    /// A site's connection ended. Ignored if a newer connection replaced it.
+    pub fn disconnect(&mut self, site: &str, peer: PeerId, now: Millis) {
+        let Some(state) = self.sites.get_mut(site) else {
+            return;
+        };
+        let current = state.connection.is_some_and(|c| c.peer == peer);
+        if !current {
+            return;
+        }
+        let was_in = state.connection.is_some_and(|c| c.admitted);
+        state.connection = None;
+        if was_in && state.role != Role::Observer {
+            state.attendance.status = Attendance::Left;
+            state.attendance.left_at = Some(now);
+            let record = state.attendance.clone();
+            self.outputs.push_back(Output::Attendance {
+                site: site.to_owned(),
+                record,
+            });
+        }
+        self.queue.retain(|s| s != site);
+        if self.floor.as_deref() == Some(site) {
+            self.floor = None;
+        }
+        self.changed();
+    }
+
+    /// `by` asks for `action`.
+    pub fn act(&mut self, by: &str, action: Action, now: Millis) -> Result<(), MeetingError> {
+        let role = self
+            .sites
+            .get(by)
+            .map(|s| s.role)
+            .ok_or_else(|| MeetingError::NotInvited(by.to_owned()))?;
+        let chair_only = !matches!(action, Action::RequestFloor | Action::CancelFloorRequest);
+        if chair_only && role != Role::Chair {
+            return Err(MeetingError::ChairOnly);
+        }
+        match action {
+            Action::Open => {
+                self.opened = true;
+                let waiting: Vec<String> = self
+                    .sites
+                    .iter()
+                    .filter(|(_, s)| s.connection.is_some_and(|c| !c.admitted))
+                    .map(|(code, _)| code.clone())
+                    .collect();
+                for site in waiting {
+                    self.enter(&site, now);
+                }
+            }
+            Action::Admit { site } => {
+                let waiting = self.connected(&site)?;
+                if !waiting.admitted {
+                    self.enter(&site, now);
+                }
+            }
+            Action::RequestFloor => {
+                if role == Role::Observer {
+                    return Err(MeetingError::ObserverCannot);
+                }
+                if self.mode == FloorMode::Open {
+                    return Err(MeetingError::OpenFloor);
+                }
+                self.connected(by)?;
+                let holds = self.floor.as_deref() == Some(by);
+                if !holds && !self.queue.iter().any(|s| s == by) {
+                    self.queue.push_back(by.to_owned());
+                }
+            }
+            Action::CancelFloorRequest => self.queue.retain(|s| s != by),
+            Action::GrantFloor { site } => {
+                if self.mode == FloorMode::Open {
+                    return Err(MeetingError::OpenFloor);
+                }
+                self.connected(&site)?;
+                self.queue.retain(|s| *s != site);
+                self.floor = Some(site);
+            }
+            Action::RevokeFloor => self.floor = None,
+            Action::Mute { site } | Action::Unmute { site } if !self.sites.contains_key(&site) => {
+                return Err(MeetingError::NotInvited(site));
+            }
+            Action::Mute { site } => {
+                if let Some(state) = self.sites.get_mut(&site) {
+                    state.muted_by_chair = true;
+                }
+            }
+            Action::Unmute { site } => {
+                if let Some(state) = self.sites.get_mut(&site) {
+                    state.muted_by_chair = false;
+                }
+            }
+            Action::SetLayout { sites } => {
+                let distinct = sites
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| !sites[..i].contains(s));
+                let invited = sites.iter().all(|s| self.sites.contains_key(s));
+                if sites.len() > MAX_LAYOUT || !distinct || !invited {
+                    return Err(MeetingError::BadLayout);
+                }
+                self.layout = sites;
+            }
+            Action::MarkAbsent { site, reason } => {
+                let reason = reason.trim().to_owned();
+                if reason.is_empty() || reason.chars().count() > 200 {
+                    return Err(MeetingError::BadReason);
+                }
+                let state = self
+                    .sites
+                    .get_mut(&site)
+                    .ok_or_else(|| MeetingError::NotInvited(site.clone()))?;
+                if state.connection.is_some() {
+                    return Err(MeetingError::Present(site));
+                }
+                state.attendance.status = Attendance::Absent;
+                state.attendance.reason = Some(reason);
+                let record = state.attendance.clone();
+                self.outputs.push_back(Output::Attendance { site, record });
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            opened: self.opened,
+            mode: self.mode,
+            floor: self.floor.clone(),
+            queue: self.queue.iter().cloned().collect(),
+            layout: self.layout.clone(),
+            sites: self
+                .sites
+                .iter()
+                .map(|(code, s)| SiteSnapshot {
+                    code: code.clone(),
+                    name: s.name.clone(),
+                    role: s.role,
+                    connected: s.connection.is_some(),
+                    in_lobby: s.connection.is_some_and(|c| !c.admitted),
+                    muted_by_chair: s.muted_by_chair,
+                    attendance: s.attendance.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The role of an invited site.
+    pub fn role(&self, site: &str) -> Option<Role> {
+        self.sites.get(site).map(|s| s.role)
+    }
+
+    fn connected(&self, site: &str) -> Result<Connection, MeetingError> {
+        self.sites
+            .get(site)
+            .and_then(|s| s.connection)
+            .ok_or_else(|| MeetingError::NotConnected(site.to_owned()))
+    }
+
+    /// Lets a connected site's connection into the meeting and calls its roll.
+    fn enter(&mut self, site: &str, now: Millis) {
+        let late_from = self.starts_at + self.late_after;
+        let Some(state) = self.sites.get_mut(site) else {
+            return;
+        };
+        let Some(connection) = state.connection.as_mut() else {
+            return;
+        };
+        connection.admitted = true;
+        let peer = connection.peer;
+        if state.role != Role::Observer {
+            let record = &mut state.attendance;
+            if record.joined_at.is_none() {
+                record.joined_at = Some(now);
+                record.status = if now > late_from {
+                    Attendance::Late
+                } else {
+                    Attendance::Present
+                };
+            } else {
+                // Back after leaving: keep the first arrival's status and time.
+                record.status = if record.joined_at.is_some_and(|t| t > late_from) {
+                    Attendance::Late
+                } else {
+                    Attendance::Present
+                };
+            }
+            record.left_at = None;
+            record.reason = None;
+            let record = record.clone();
+            self.outputs.push_back(Output::Attendance {
+                site: site.to_owned(),
+                record,
+            });
+        }
+        self.outputs.push_back(Output::Admit {
+            site: site.to_owned(),
+            peer,
+        });
+    }
+
+    /// Recomputes who is heard and tells the shell of every change.
+    fn changed(&mut self) {
+        for (code, state) in self.sites.iter_mut() {
+            let Some(connection) = state.connection.as_mut() else {
+                continue;
+            };
+            let heard = match (state.role, self.mode) {
+                (Role::Observer, _) => false,
+                _ if state.muted_by_chair => false,
+                (Role::Chair, _) | (_, FloorMode::Open) => true,
+                (Role::Participant, FloorMode::Chair) => {
+                    self.floor.as_deref() == Some(code.as_str())
+                }
+            };
+            if connection.audio_allowed != Some(heard) {
+                connection.audio_allowed = Some(heard);
+                self.outputs.push_back(Output::AudioForwarding {
+                    peer: connection.peer,
+                    allowed: heard,
+                });
+            }
+        }
+        self.outputs.push_back(Output::StateChanged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: Millis = 1_000_000;
+    const MINUTE: Millis = 60_000;
+
+    fn plan(mode: FloorMode) -> MeetingPlan {
+        let site = |code: &str, role| InvitedSite {
+            code: code.into(),
+            name: code.to_uppercase(),
+            role,
+        };
+        MeetingPlan {
+            mode,
+            starts_at: START,
+            late_after: 5 * MINUTE,
+            sites: vec![
+                site("cao-bang", Role::Chair),
+                site("ha-quang", Role::Participant),
+                site("tra-linh", Role::Participant),
+                site("it", Role::Observer),
+            ],
+        }
+    }
+
+    fn drain(meeting: &mut Meeting) -> Vec<Output> {
+        std::iter::from_fn(|| meeting.poll_output())
+            .filter(|o| *o != Output::StateChanged)
+            .collect()
+    }
+
+    fn gate(outputs: &[Output], peer: u64) -> Option<bool> {
+        outputs.iter().rev().find_map(|o| match o {
+            Output::AudioForwarding { peer: p, allowed } if *p == PeerId(peer) => Some(*allowed),
+            _ => None,
+        })
+    }
+
+    fn status(meeting: &Meeting, site: &str) -> Attendance {
+        meeting
+            .snapshot()
+            .sites
+            .iter()
+            .find(|s| s.code == site)
+            .map(|s| s.attendance.status)
+            .unwrap()
+    }
+
+    #[test]
+    fn participants_wait_in_the_lobby_until_opened_or_admitted() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        assert_eq!(
+            meeting.connect("ha-quang", PeerId(2), START - MINUTE),
+            Ok(Entry::Lobby)
+        );
+        assert_eq!(
+            meeting.connect("tra-linh", PeerId(3), START - MINUTE),
+            Ok(Entry::Lobby)
+        );
+        assert_eq!(
+            meeting.connect("it", PeerId(4), START - MINUTE),
+            Ok(Entry::Admitted)
+        );
+        assert_eq!(
+            meeting.connect("cao-bang", PeerId(1), START - MINUTE),
+            Ok(Entry::Admitted)
+        );
+        let outputs = drain(&mut meeting);
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Admit { site, .. } if site == "ha-quang"))
+        );
+        assert_eq!(status(&meeting, "ha-quang"), Attendance::NotCalled);
+
+        // Participants cannot let themselves in.
+        assert_eq!(
+            meeting.act(
+                "ha-quang",
+                Action::Admit {
+                    site: "ha-quang".into()
+                },
+                START
+            ),
+            Err(MeetingError::ChairOnly)
+        );
+        meeting
+            .act(
+                "cao-bang",
+                Action::Admit {
+                    site: "tra-linh".into(),
+                },
+                START,
+            )
+            .unwrap();
+        let outputs = drain(&mut meeting);
+        assert!(outputs.contains(&Output::Admit {
+            site: "tra-linh".into(),
+            peer: PeerId(3)
+        }));
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Admit { site, .. } if site == "ha-quang"))
+        );
+
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert!(outputs.contains(&Output::Admit {
+            site: "ha-quang".into(),
+            peer: PeerId(2)
+        }));
+        // After opening, newcomers enter at once.
+        meeting.disconnect("ha-quang", PeerId(2), START + MINUTE);
+        assert_eq!(
+            meeting.connect("ha-quang", PeerId(5), START + 2 * MINUTE),
+            Ok(Entry::Admitted)
+        );
+    }
+
+    #[test]
+    fn roll_call_records_present_late_left_and_absent() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        meeting
+            .act("cao-bang", Action::Open, START - 10 * MINUTE)
+            .unwrap();
+        meeting
+            .connect("ha-quang", PeerId(2), START + MINUTE)
+            .unwrap();
+        assert_eq!(status(&meeting, "ha-quang"), Attendance::Present);
+        meeting
+            .connect("tra-linh", PeerId(3), START + 6 * MINUTE)
+            .unwrap();
+        assert_eq!(status(&meeting, "tra-linh"), Attendance::Late);
+        meeting.disconnect("ha-quang", PeerId(2), START + 30 * MINUTE);
+        assert_eq!(status(&meeting, "ha-quang"), Attendance::Left);
+        let saved = drain(&mut meeting);
+        assert!(saved.contains(&Output::Attendance {
+            site: "ha-quang".into(),
+            record: AttendanceRecord {
+                status: Attendance::Left,
+                joined_at: Some(START + MINUTE),
+                left_at: Some(START + 30 * MINUTE),
+                reason: None,
+            }
+        }));
+        // Coming back keeps the first arrival.
+        meeting
+            .connect("ha-quang", PeerId(4), START + 40 * MINUTE)
+            .unwrap();
+        assert_eq!(status(&meeting, "ha-quang"), Attendance::Present);
+        // Observers are not on the roll.
+        meeting.connect("it", PeerId(9), START).unwrap();
+        assert_eq!(status(&meeting, "it"), Attendance::NotCalled);
+
+        // Absent, with a reason, only for a site that is not here.
+        assert_eq!(
+            meeting.act(
+                "cao-bang",
+                Action::MarkAbsent {
+                    site: "tra-linh".into(),
+                    reason: "mất điện".into()
+                },
+                START
+            ),
+            Err(MeetingError::Present("tra-linh".into()))
+        );
+        meeting.disconnect("tra-linh", PeerId(3), START + 50 * MINUTE);
+        assert_eq!(
+            meeting.act(
+                "cao-bang",
+                Action::MarkAbsent {
+                    site: "tra-linh".into(),
+                    reason: " ".into()
+                },
+                START
+            ),
+            Err(MeetingError::BadReason)
+        );
+        meeting
+            .act(
+                "cao-bang",
+                Action::MarkAbsent {
+                    site: "tra-linh".into(),
+                    reason: "mất điện".into(),
+                },
+                START,
+            )
+            .unwrap();
+        let snapshot = meeting.snapshot();
+        let tra_linh = snapshot
+            .sites
+            .iter()
+            .find(|s| s.code == "tra-linh")
+            .unwrap();
+        assert_eq!(tra_linh.attendance.status, Attendance::Absent);
+        assert_eq!(tra_linh.attendance.reason.as_deref(), Some("mất điện"));
+    }
+
+    #[test]
+    fn in_chair_mode_only_the_chair_and_the_floor_holder_are_heard() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        meeting.connect("it", PeerId(4), START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(gate(&outputs, 1), Some(true));
+        assert_eq!(gate(&outputs, 2), Some(false));
+        assert_eq!(gate(&outputs, 3), Some(false));
+        assert_eq!(gate(&outputs, 4), Some(false));
+
+        // Requests queue in order; asking twice changes nothing.
+        meeting
+            .act("tra-linh", Action::RequestFloor, START)
+            .unwrap();
+        meeting
+            .act("ha-quang", Action::RequestFloor, START)
+            .unwrap();
+        meeting
+            .act("tra-linh", Action::RequestFloor, START)
+            .unwrap();
+        assert_eq!(meeting.snapshot().queue, vec!["tra-linh", "ha-quang"]);
+        assert_eq!(
+            meeting.act("it", Action::RequestFloor, START),
+            Err(MeetingError::ObserverCannot)
+        );
+        assert_eq!(
+            meeting.act(
+                "ha-quang",
+                Action::GrantFloor {
+                    site: "ha-quang".into()
+                },
+                START
+            ),
+            Err(MeetingError::ChairOnly)
+        );
+
+        meeting
+            .act(
+                "cao-bang",
+                Action::GrantFloor {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(gate(&outputs, 2), Some(true));
+        assert_eq!(gate(&outputs, 3), None, "an unchanged gate is not re-sent");
+        assert_eq!(meeting.snapshot().queue, vec!["tra-linh"]);
+        assert_eq!(meeting.snapshot().floor.as_deref(), Some("ha-quang"));
+
+        // Muting the floor holder silences it; revoking the floor too.
+        meeting
+            .act(
+                "cao-bang",
+                Action::Mute {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        assert_eq!(gate(&drain(&mut meeting), 2), Some(false));
+        meeting
+            .act(
+                "cao-bang",
+                Action::Unmute {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        assert_eq!(gate(&drain(&mut meeting), 2), Some(true));
+        meeting.act("cao-bang", Action::RevokeFloor, START).unwrap();
+        assert_eq!(gate(&drain(&mut meeting), 2), Some(false));
+
+        // Leaving drops the site from the queue.
+        meeting.disconnect("tra-linh", PeerId(3), START);
+        assert!(meeting.snapshot().queue.is_empty());
+    }
+
+    #[test]
+    fn in_open_mode_everyone_is_heard_unless_muted() {
+        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("it", PeerId(4), START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(gate(&outputs, 2), Some(true));
+        assert_eq!(gate(&outputs, 4), Some(false));
+        assert_eq!(
+            meeting.act("ha-quang", Action::RequestFloor, START),
+            Err(MeetingError::OpenFloor)
+        );
+        meeting
+            .act(
+                "cao-bang",
+                Action::Mute {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        assert_eq!(gate(&drain(&mut meeting), 2), Some(false));
+    }
+
+    #[test]
+    fn layout_holds_up_to_four_distinct_invited_sites() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let check = |meeting: &mut Meeting, sites: &[&str], ok: bool| {
+            let sites = sites.iter().map(|s| s.to_string()).collect();
+            let result = meeting.act("cao-bang", Action::SetLayout { sites }, START);
+            assert_eq!(result.is_ok(), ok, "{result:?}");
+        };
+        check(&mut meeting, &["ha-quang"], true);
+        check(
+            &mut meeting,
+            &["cao-bang", "ha-quang", "tra-linh", "it"],
+            true,
+        );
+        check(&mut meeting, &[], true);
+        check(&mut meeting, &["ha-quang", "ha-quang"], false);
+        check(&mut meeting, &["nowhere"], false);
+        check(
+            &mut meeting,
+            &["cao-bang", "ha-quang", "tra-linh", "it", "cao-bang"],
+            false,
+        );
+        assert!(meeting.snapshot().layout.is_empty());
+        assert_eq!(
+            meeting.act("ha-quang", Action::SetLayout { sites: vec![] }, START),
+            Err(MeetingError::ChairOnly)
+        );
+    }
+
+    #[test]
+    fn a_new_connection_of_a_site_replaces_the_old_one() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        drain(&mut meeting);
+        meeting.connect("cao-bang", PeerId(7), START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert!(outputs.contains(&Output::Replaced { peer: PeerId(1) }));
+        // The old connection's end changes nothing.
+        meeting.disconnect("cao-bang", PeerId(1), START);
+        assert!(
+            meeting
+                .snapshot()
+                .sites
+                .iter()
+                .any(|s| s.code == "cao-bang" && s.connected)
+        );
+        assert_eq!(
+            meeting.connect("nowhere", PeerId(8), START),
+            Err(MeetingError::NotInvited("nowhere".into()))
+        );
+    }
+}
