@@ -25,7 +25,10 @@ use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::throttle::KeyframeThrottle;
-use crate::{Command, GoneReason, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId, SfuError};
+use crate::{
+    Command, GoneReason, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId, SfuError,
+    Subscriptions,
+};
 
 /// How the core is set up.
 #[derive(Debug, Clone)]
@@ -96,6 +99,8 @@ pub(crate) struct Peer {
     tracks_out: HashMap<TrackKey, TrackOut>,
     /// Whether this peer's audio is forwarded (floor control).
     audio_allowed: bool,
+    /// Which of the room's tracks this peer receives.
+    subscriptions: Subscriptions,
     /// The peer's own first offer has been answered; from now on the SFU offers.
     may_offer: bool,
     pending_offer: Option<SdpPendingOffer>,
@@ -118,8 +123,11 @@ struct TrackIn {
 struct TrackOut {
     kind: MediaKind,
     state: OutState,
-    /// The source peer left while this line was being negotiated: stop it after.
+    /// The source peer left, or the subscriber stopped wanting the track, while this
+    /// line was being negotiated: stop it after.
     source_gone: bool,
+    /// Wanted again while its stop was being negotiated: open a new line after.
+    wanted_again: bool,
     /// Source payload type to ours, learnt on first sight of each source type.
     payload_types: Vec<(Pt, Option<Pt>)>,
     /// Subtracted from the source's extended sequence numbers so that this
@@ -164,7 +172,13 @@ impl Sfu {
                 peer,
                 room,
                 offer_sdp,
-            } => self.add_peer(peer, room, &offer_sdp, now),
+                audio_allowed,
+                subscriptions,
+            } => self.add_peer(peer, room, &offer_sdp, audio_allowed, subscriptions, now),
+            Command::SetSubscriptions {
+                peer,
+                subscriptions,
+            } => self.set_subscriptions(peer, subscriptions),
             Command::Answer { peer, sdp } => self.accept_answer(peer, &sdp, now),
             Command::RemoteCandidate { peer, candidate } => self.add_candidate(peer, &candidate),
             Command::SetAudioForwarding { peer, allowed } => match self.peers.get_mut(&peer) {
@@ -282,7 +296,15 @@ impl Sfu {
         }
     }
 
-    fn add_peer(&mut self, id: PeerId, room: RoomId, offer_sdp: &str, now: Instant) {
+    fn add_peer(
+        &mut self,
+        id: PeerId,
+        room: RoomId,
+        offer_sdp: &str,
+        audio_allowed: bool,
+        subscriptions: Subscriptions,
+        now: Instant,
+    ) {
         if self.peers.contains_key(&id) {
             self.reject(id, SfuError::DuplicatePeer(id));
             return;
@@ -334,7 +356,8 @@ impl Sfu {
             rtc_timeout: now,
             tracks_in: HashMap::new(),
             tracks_out: HashMap::new(),
-            audio_allowed: true,
+            audio_allowed,
+            subscriptions,
             may_offer: false,
             pending_offer: None,
             negotiation_needed: false,
@@ -364,7 +387,9 @@ impl Sfu {
             .collect();
         if let Some(peer) = self.peers.get_mut(&id) {
             for (key, kind) in existing {
-                peer.tracks_out.insert(key, TrackOut::new(kind));
+                if peer.subscriptions.wants(key.peer, kind) {
+                    peer.tracks_out.insert(key, TrackOut::new(kind));
+                }
             }
             peer.may_offer = true;
             peer.negotiation_needed = !peer.tracks_out.is_empty();
@@ -401,6 +426,7 @@ impl Sfu {
             return self.reject(id, SfuError::BadAnswer(message));
         }
         let mut opened = Vec::new();
+        let mut reopen = Vec::new();
         peer.tracks_out.retain(|key, track| match track.state {
             OutState::Negotiating(mid) if track.source_gone => {
                 track.state = OutState::ToStop(mid);
@@ -411,14 +437,72 @@ impl Sfu {
                 opened.push(*key);
                 true
             }
-            OutState::Stopping(_) => false,
+            OutState::Stopping(_) => {
+                if track.wanted_again {
+                    reopen.push((*key, track.kind));
+                }
+                false
+            }
             _ => true,
         });
+        for (key, kind) in reopen {
+            peer.tracks_out.insert(key, TrackOut::new(kind));
+        }
         peer.negotiation_needed |= peer.tracks_out.values().any(TrackOut::awaits_offer);
         self.mark_dirty(id);
         // A new subscriber can show nothing until the next keyframe.
         for key in opened {
             self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Replaces which tracks a peer receives, and renegotiates the difference.
+    fn set_subscriptions(&mut self, id: PeerId, subscriptions: Subscriptions) {
+        let Some(peer) = self.peers.get(&id) else {
+            return self.reject(id, SfuError::UnknownPeer(id));
+        };
+        let published: Vec<(TrackKey, MediaKind)> = self
+            .room_members(peer.room)
+            .filter(|&other| other != id)
+            .filter_map(|other| self.peers.get(&other).map(|p| (other, p)))
+            .flat_map(|(other, p)| {
+                p.tracks_in
+                    .iter()
+                    .map(move |(&mid, track)| (TrackKey { peer: other, mid }, track.kind))
+            })
+            .collect();
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.subscriptions = subscriptions;
+        let mut changed = false;
+        let wants = |key: &TrackKey, kind| peer.subscriptions.wants(key.peer, kind);
+        let mut keep = HashMap::with_capacity(peer.tracks_out.len());
+        for (key, mut track) in std::mem::take(&mut peer.tracks_out) {
+            let wanted = wants(&key, track.kind);
+            let stopping = matches!(track.state, OutState::ToStop(_) | OutState::Stopping(_))
+                || track.source_gone;
+            if wanted && stopping {
+                track.resubscribe();
+                changed = true;
+            } else if !wanted && !stopping {
+                changed = true;
+                if !track.unsubscribe() {
+                    continue;
+                }
+            }
+            keep.insert(key, track);
+        }
+        for (key, kind) in published {
+            if wants(&key, kind) && !keep.contains_key(&key) {
+                keep.insert(key, TrackOut::new(kind));
+                changed = true;
+            }
+        }
+        peer.tracks_out = keep;
+        if changed {
+            peer.negotiation_needed = true;
+            self.mark_dirty(id);
         }
     }
 
@@ -465,18 +549,7 @@ impl Sfu {
                     return true;
                 }
                 changed = true;
-                match track.state {
-                    OutState::ToOpen => false,
-                    OutState::Negotiating(_) => {
-                        track.source_gone = true;
-                        true
-                    }
-                    OutState::Open(mid) => {
-                        track.state = OutState::ToStop(mid);
-                        true
-                    }
-                    OutState::ToStop(_) | OutState::Stopping(_) => true,
-                }
+                track.unsubscribe()
             });
             if changed {
                 subscriber.negotiation_needed = true;
@@ -652,6 +725,9 @@ impl Sfu {
         let members: Vec<PeerId> = self.room_members(room).filter(|&m| m != id).collect();
         for other in members {
             if let Some(subscriber) = self.peers.get_mut(&other) {
+                if !subscriber.subscriptions.wants(id, kind) {
+                    continue;
+                }
                 subscriber
                     .tracks_out
                     .insert(TrackKey { peer: id, mid }, TrackOut::new(kind));
@@ -843,11 +919,40 @@ impl Sfu {
 }
 
 impl TrackOut {
+    /// Stops sending this track: at once if it was never offered, otherwise in the next
+    /// offer. Returns whether the entry must be kept until then.
+    fn unsubscribe(&mut self) -> bool {
+        self.wanted_again = false;
+        match self.state {
+            OutState::ToOpen => false,
+            OutState::Negotiating(_) => {
+                self.source_gone = true;
+                true
+            }
+            OutState::Open(mid) => {
+                self.state = OutState::ToStop(mid);
+                true
+            }
+            OutState::ToStop(_) | OutState::Stopping(_) => true,
+        }
+    }
+
+    /// Sends this track again after an unsubscribe that has not completed.
+    fn resubscribe(&mut self) {
+        match self.state {
+            OutState::ToStop(mid) => self.state = OutState::Open(mid),
+            OutState::Negotiating(_) => self.source_gone = false,
+            OutState::Stopping(_) => self.wanted_again = true,
+            OutState::ToOpen | OutState::Open(_) => {}
+        }
+    }
+
     fn new(kind: MediaKind) -> TrackOut {
         TrackOut {
             kind,
             state: OutState::ToOpen,
             source_gone: false,
+            wanted_again: false,
             payload_types: Vec::new(),
             seq_base: None,
         }

@@ -22,6 +22,7 @@ mod throttle;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::fmt;
 
 pub use crate::core::{Sfu, SfuConfig, SfuStats};
@@ -57,6 +58,10 @@ pub enum Command {
         peer: PeerId,
         room: RoomId,
         offer_sdp: String,
+        /// Whether its audio is forwarded from the start (see `SetAudioForwarding`).
+        audio_allowed: bool,
+        /// Which of the room's tracks it receives.
+        subscriptions: Subscriptions,
     },
     /// The participant's answer to the SFU's latest [`PeerEvent::Offer`].
     Answer { peer: PeerId, sdp: String },
@@ -65,9 +70,32 @@ pub enum Command {
     /// The participant left: forget it and stop forwarding its tracks to the others.
     RemovePeer { peer: PeerId },
     /// Forward the participant's audio to the others, or withhold it, whatever the
-    /// participant itself sends: how a chair's floor control is enforced. New peers'
-    /// audio is forwarded until this says otherwise.
+    /// participant itself sends: how a chair's floor control is enforced.
     SetAudioForwarding { peer: PeerId, allowed: bool },
+    /// Change which tracks the participant receives. The SFU renegotiates to match.
+    SetSubscriptions {
+        peer: PeerId,
+        subscriptions: Subscriptions,
+    },
+}
+
+/// Which tracks of its room a peer receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscriptions {
+    /// Every track of every other peer (an ad-hoc room).
+    All,
+    /// Only the tracks of these kinds from these publishers (a meeting between sites,
+    /// where the chair's layout and the floor decide who sees and hears whom).
+    Only(HashSet<(PeerId, MediaKind)>),
+}
+
+impl Subscriptions {
+    pub fn wants(&self, publisher: PeerId, kind: MediaKind) -> bool {
+        match self {
+            Subscriptions::All => true,
+            Subscriptions::Only(set) => set.contains(&(publisher, kind)),
+        }
+    }
 }
 
 /// What the SFU tells signaling about one peer.

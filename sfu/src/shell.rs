@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::core::{Sfu, SfuConfig, SfuStats};
-use crate::{Command, PeerEvent, PeerId, RoomId};
+use crate::{Command, PeerEvent, PeerId, RoomId, Subscriptions};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -57,6 +57,8 @@ enum ShellCommand {
         peer: PeerId,
         room: RoomId,
         offer_sdp: String,
+        audio_allowed: bool,
+        subscriptions: Subscriptions,
         events: UnboundedSender<PeerEvent>,
     },
     Shutdown,
@@ -105,12 +107,16 @@ impl SfuHandle {
         peer: PeerId,
         room: RoomId,
         offer_sdp: String,
+        audio_allowed: bool,
+        subscriptions: Subscriptions,
     ) -> UnboundedReceiver<PeerEvent> {
         let (events, receiver) = unbounded_channel();
         self.send(ShellCommand::AddPeer {
             peer,
             room,
             offer_sdp,
+            audio_allowed,
+            subscriptions,
             events,
         });
         receiver
@@ -240,6 +246,8 @@ impl Worker {
                     peer,
                     room,
                     offer_sdp,
+                    audio_allowed,
+                    subscriptions,
                     events,
                 } => {
                     self.sinks.insert(peer, events);
@@ -248,6 +256,8 @@ impl Worker {
                             peer,
                             room,
                             offer_sdp,
+                            audio_allowed,
+                            subscriptions,
                         },
                         now,
                     );

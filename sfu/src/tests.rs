@@ -17,7 +17,9 @@ use str0m::media::{
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use crate::{Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig};
+use crate::{
+    Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions,
+};
 
 const SERVER: &str = "10.0.0.1:5000";
 const ONE_WAY: Duration = Duration::from_millis(5);
@@ -71,6 +73,11 @@ impl World {
 
     /// Adds a client to `room` and runs the first offer/answer exchange.
     fn join(&mut self, room: u64) -> usize {
+        self.join_with(room, Subscriptions::All)
+    }
+
+    /// Adds a client that receives only what `subscriptions` names.
+    fn join_with(&mut self, room: u64, subscriptions: Subscriptions) -> usize {
         let index = self.clients.len();
         let peer = PeerId(index as u64 + 1);
         let addr: SocketAddr = format!("10.0.1.{}:4000", index + 1).parse().unwrap();
@@ -101,6 +108,8 @@ impl World {
                 peer,
                 room: RoomId(room),
                 offer_sdp: offer.to_sdp_string(),
+                audio_allowed: true,
+                subscriptions,
             },
             self.now,
         );
@@ -553,6 +562,83 @@ fn withheld_audio_reaches_no_one_and_video_still_does() {
 }
 
 #[test]
+fn subscriptions_decide_who_receives_what() {
+    let mut world = World::new();
+    let only = |pairs: &[(u64, MediaKind)]| {
+        Subscriptions::Only(pairs.iter().map(|&(p, k)| (PeerId(p), k)).collect())
+    };
+    // Peers are numbered from 1 in joining order: the chair is 1.
+    let chair = world.join(1);
+    let chair_peer = world.client(chair).peer;
+    let a = world.join_with(1, only(&[(1, MediaKind::Audio), (1, MediaKind::Video)]));
+    let b = world.join_with(1, only(&[(1, MediaKind::Audio), (1, MediaKind::Video)]));
+    let (a_peer, b_peer) = (world.client(a).peer, world.client(b).peer);
+    run_meeting(&mut world, Duration::from_secs(2));
+
+    let count = |world: &World, receiver, source, kind| {
+        frames_from(world.client(receiver), source, kind).len()
+    };
+    for commune in [a, b] {
+        assert!(count(&world, commune, chair_peer, MediaKind::Video) >= 10);
+        assert!(count(&world, commune, chair_peer, MediaKind::Audio) >= 40);
+    }
+    assert_eq!(
+        count(&world, a, b_peer, MediaKind::Audio),
+        0,
+        "a heard b unasked"
+    );
+    assert_eq!(
+        count(&world, b, a_peer, MediaKind::Video),
+        0,
+        "b saw a unasked"
+    );
+    assert!(count(&world, chair, a_peer, MediaKind::Video) >= 10);
+    assert!(count(&world, chair, b_peer, MediaKind::Audio) >= 40);
+
+    // a gets the floor: b now hears a.
+    world.sfu.handle_command(
+        Command::SetSubscriptions {
+            peer: b_peer,
+            subscriptions: only(&[
+                (1, MediaKind::Audio),
+                (1, MediaKind::Video),
+                (a_peer.0, MediaKind::Audio),
+            ]),
+        },
+        world.now,
+    );
+    run_meeting(&mut world, Duration::from_secs(1));
+    let heard = count(&world, b, a_peer, MediaKind::Audio);
+    assert!(
+        heard >= 30,
+        "b hears a only {heard} frames after subscribing"
+    );
+    assert_eq!(count(&world, b, a_peer, MediaKind::Video), 0);
+
+    // And no longer once a loses it; the media line is stopped in a new offer.
+    world.sfu.handle_command(
+        Command::SetSubscriptions {
+            peer: b_peer,
+            subscriptions: only(&[(1, MediaKind::Audio), (1, MediaKind::Video)]),
+        },
+        world.now,
+    );
+    run_meeting(&mut world, Duration::from_millis(300));
+    let before = count(&world, b, a_peer, MediaKind::Audio);
+    run_meeting(&mut world, Duration::from_secs(1));
+    assert_eq!(
+        count(&world, b, a_peer, MediaKind::Audio),
+        before,
+        "b still hears a"
+    );
+    let offered_a = world.client(b).events.iter().rev().find_map(|e| match e {
+        PeerEvent::Offer { tracks, .. } => Some(tracks.iter().any(|t| t.source == a_peer)),
+        _ => None,
+    });
+    assert_eq!(offered_a, Some(false), "a's line is still offered to b");
+}
+
+#[test]
 fn bad_sdp_is_refused_without_creating_a_peer() {
     let mut world = World::new();
     for sdp in [
@@ -566,6 +652,8 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
                 peer: PeerId(77),
                 room: RoomId(1),
                 offer_sdp: sdp.to_owned(),
+                audio_allowed: true,
+                subscriptions: Subscriptions::All,
             },
             world.now,
         );
