@@ -14,6 +14,10 @@ use serde::Deserialize;
 /// The documented default configuration, as shipped.
 pub const DEFAULT_TOML: &str = include_str!("../cau.toml");
 
+/// The default site directory, as shipped: seeded into the database on the first start.
+/// Its format is documented in the file; signaling parses it.
+pub const DEFAULT_SITES_TOML: &str = include_str!("../sites.toml");
+
 /// The whole configuration of one Cầu server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +26,10 @@ pub struct Config {
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+    pub meetings: MeetingsConfig,
+    pub auth: AuthConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +70,33 @@ pub struct LimitsConfig {
     pub max_participants_per_room: usize,
     pub max_peers: usize,
     pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingsConfig {
+    join_before_start_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The base of join links, without a trailing slash; empty when it is to be derived.
+    pub public_url: String,
+}
+
+/// The admin API's token. Its `Debug` hides the token, so that logging the
+/// configuration never leaks it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    token: String,
 }
 
 /// Why a configuration could not be loaded.
@@ -131,7 +166,7 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         config.check()?;
-        Ok(config)
+        Ok(config.normalize())
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -156,12 +191,43 @@ impl Config {
                 "limits.max_message_bytes must be at least 1024: SDP offers are several KiB".into(),
             ));
         }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "storage.data_dir must name a directory".into(),
+            ));
+        }
+        // A week is far beyond any line test; a larger value is a typing error that
+        // would leave links open for months before their meeting.
+        if self.meetings.join_before_start_minutes > 7 * 24 * 60 {
+            return Err(ConfigError::Invalid(
+                "meetings.join_before_start_minutes must be at most 10080 (a week)".into(),
+            ));
+        }
+        let public_url = &self.auth.public_url;
+        let scheme_ok = public_url.starts_with("https://") || public_url.starts_with("http://");
+        if !public_url.is_empty() && !scheme_ok {
+            return Err(ConfigError::Invalid(
+                "auth.public_url must start with https:// or http://".into(),
+            ));
+        }
+        if !self.admin.token.is_empty() && self.admin.token.chars().count() < 16 {
+            return Err(ConfigError::Invalid(
+                "admin.token (CAU_ADMIN_TOKEN) must have at least 16 characters".into(),
+            ));
+        }
         if self.media.peer_timeout_ms < 1000 {
             return Err(ConfigError::Invalid(
                 "media.peer_timeout_ms must be at least 1000".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Trims what the checks allow but users of the values should not see.
+    fn normalize(mut self) -> Config {
+        let trimmed = self.auth.public_url.trim_end_matches('/').len();
+        self.auth.public_url.truncate(trimmed);
+        self
     }
 }
 
@@ -172,6 +238,33 @@ impl MediaConfig {
 
     pub fn keyframe_request_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_request_interval_ms)
+    }
+}
+
+impl MeetingsConfig {
+    /// How long before a meeting's start its join links admit their site.
+    pub fn join_before_start(&self) -> Duration {
+        Duration::from_secs(u64::from(self.join_before_start_minutes) * 60)
+    }
+}
+
+impl AdminConfig {
+    /// The configured token, or `None` when one is to be generated.
+    pub fn token(&self) -> Option<&str> {
+        Some(self.token.as_str()).filter(|token| !token.is_empty())
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = if self.token.is_empty() {
+            ""
+        } else {
+            "<hidden>"
+        };
+        f.debug_struct("AdminConfig")
+            .field("token", &shown)
+            .finish()
     }
 }
 
@@ -237,7 +330,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
             return Ok(());
         }
     }
-    // Other CAU_ variables (such as CAU_ADMIN_TOKEN) belong to other parts of Cầu.
+    // Other CAU_ variables (such as CAU_CONFIG) belong to other parts of Cầu.
     Ok(())
 }
 
@@ -270,6 +363,35 @@ mod tests {
             "127.0.0.1".parse::<IpAddr>().unwrap()
         );
         assert_eq!(config.media.peer_timeout(), Duration::from_secs(4));
+        assert_eq!(config.storage.data_dir, PathBuf::from("data"));
+        assert_eq!(
+            config.meetings.join_before_start(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(config.auth.public_url, "");
+        assert_eq!(config.admin.token(), None);
+    }
+
+    #[test]
+    fn admin_token_comes_from_its_environment_variable_and_stays_hidden() {
+        let token = "s3cret-token-of-the-province";
+        let config = Config::from_layers(None, env(&[("CAU_ADMIN_TOKEN", token)])).unwrap();
+        assert_eq!(config.admin.token(), Some(token));
+        assert!(!format!("{config:?}").contains(token));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let user = "[auth]\npublic_url = \"https://hop.example.vn/\"\n";
+        let config = Config::from_layers(Some(("test.toml", user)), env(&[])).unwrap();
+        assert_eq!(config.auth.public_url, "https://hop.example.vn");
+    }
+
+    #[test]
+    fn default_sites_file_is_valid_toml() {
+        let table: toml::Table = DEFAULT_SITES_TOML.parse().unwrap();
+        let sites = table["site"].as_array().unwrap();
+        assert_eq!(sites.len(), 58);
     }
 
     #[test]
@@ -323,5 +445,21 @@ mod tests {
         );
         check("[media]\nadvertised_ip = \"0.0.0.0\"", &[], "not 0.0.0.0");
         check("[http]\nlisten = 8080", &[], "invalid configuration");
+        check("[storage]\ndata_dir = \"\"", &[], "storage.data_dir");
+        check(
+            "[auth]\npublic_url = \"hop.example.vn\"",
+            &[],
+            "auth.public_url",
+        );
+        check(
+            "",
+            &[("CAU_ADMIN_TOKEN", "short")],
+            "at least 16 characters",
+        );
+        check(
+            "[meetings]\njoin_before_start_minutes = 100000",
+            &[],
+            "join_before_start_minutes",
+        );
     }
 }
