@@ -5,11 +5,17 @@
 //! WebSocket signaling of `docs/signaling.md` at `/ws`. Signaling decides who may enter
 //! which room and relays session descriptions; it never touches a media packet.
 
+pub mod access;
+mod api;
+pub mod directory;
+mod export;
 mod http;
 pub mod meeting;
+pub mod model;
 pub mod protocol;
 mod rooms;
 mod session;
+pub mod store;
 mod tls;
 
 use std::net::SocketAddr;
@@ -21,13 +27,18 @@ use anyhow::Context;
 use cau_config::{Config, TlsMode};
 use cau_sfu::{PeerId, SfuConfig, SfuHandle};
 
+use crate::access::{AdminToken, Tokens};
 use crate::rooms::Rooms;
+use crate::store::Store;
 
 /// State shared by every request and session.
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) sfu: SfuHandle,
     pub(crate) rooms: Rooms,
+    pub(crate) store: Store,
+    pub(crate) tokens: Tokens,
+    pub(crate) admin: AdminToken,
     next_peer: AtomicU64,
 }
 
@@ -44,11 +55,22 @@ pub struct RunningServer {
     state: Arc<AppState>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    generated_admin_token: Option<String>,
 }
 
 /// Starts the whole server: the media thread and the web server. Returns once both
 /// are listening.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let listener = std::net::TcpListener::bind(config.http.listen)
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let data_dir = &config.storage.data_dir;
+    let store = Store::open(data_dir)
+        .await
+        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    let public_url = access::public_url(&config, http_addr);
+    let tokens = Tokens::load(&store, config.meetings.join_before_start(), public_url).await?;
+    let (admin, generated_admin_token) = AdminToken::load(&store, config.admin.token()).await?;
     let sfu_config = SfuConfig {
         candidate_addr: SocketAddr::new(config.media.advertised_ip, config.media.udp_listen.port()),
         peer_timeout: config.media.peer_timeout(),
@@ -64,12 +86,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ),
         sfu: sfu.clone(),
         config: config.clone(),
+        store,
+        tokens,
+        admin,
         next_peer: AtomicU64::new(1),
     });
     let app = http::router(state.clone());
-    let listener = std::net::TcpListener::bind(config.http.listen)
-        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    let http_addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     let task = match config.tls.mode {
@@ -90,6 +112,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         state,
         handle,
         task,
+        generated_admin_token,
     })
 }
 
@@ -131,6 +154,12 @@ impl RunningServer {
         self.state.sfu.stats()
     }
 
+    /// The admin token this start generated, because none was configured or stored:
+    /// shown to the operator once, kept nowhere but as a hash.
+    pub fn generated_admin_token(&self) -> Option<&str> {
+        self.generated_admin_token.as_deref()
+    }
+
     /// Waits until the server stops (it stops only on error or shutdown).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("the web server task failed")??;
@@ -142,5 +171,8 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(grace));
         let _ = self.task.await;
         self.state.sfu.shutdown();
+        // Closing waits for queries in flight, so another server can open the same
+        // data directory as soon as this returns.
+        self.state.store.close().await;
     }
 }

@@ -51,6 +51,11 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = cau_signaling::start(config).await?;
+        if let Some(token) = server.generated_admin_token() {
+            // Printed, not logged: this is the only time anyone sees it.
+            println!("Admin token, shown only this once (keep it safe): {token}");
+            println!("Or set your own with CAU_ADMIN_TOKEN.");
+        }
         println!("Cầu is running. Open {}/ in a browser.", server.base_url());
         println!(
             "Join a room directly: {}/join/giao-ban?name=Tên điểm cầu",
