@@ -22,6 +22,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/join/{room}", get(join_page))
+        // A site's join link: the page reads the meeting and token from its address.
+        .route("/m/{meeting}", get(|| async { page("site.html") }))
+        .route("/schedule", get(|| async { page("schedule.html") }))
         .route("/assets/{*path}", get(asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/status", get(status))

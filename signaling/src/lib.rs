@@ -6,11 +6,13 @@
 //! which room and relays session descriptions; it never touches a media packet.
 
 pub mod access;
+mod admission;
 mod api;
 pub mod directory;
 mod export;
 mod http;
 pub mod meeting;
+mod meetings;
 pub mod model;
 pub mod protocol;
 mod rooms;
@@ -39,6 +41,7 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) tokens: Tokens,
     pub(crate) admin: AdminToken,
+    pub(crate) meetings: meetings::Meetings,
     next_peer: AtomicU64,
 }
 
@@ -79,6 +82,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let sfu = cau_sfu::spawn(config.media.udp_listen, sfu_config)
         .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;
+    let (attendance, attendance_records) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(AppState {
         rooms: Rooms::new(
             config.limits.max_participants_per_room,
@@ -86,11 +90,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ),
         sfu: sfu.clone(),
         config: config.clone(),
-        store,
+        meetings: meetings::Meetings::new(sfu.clone(), attendance),
+        store: store.clone(),
         tokens,
         admin,
         next_peer: AtomicU64::new(1),
     });
+    tokio::spawn(admission::write_attendance(store, attendance_records));
     let app = http::router(state.clone());
     let handle = axum_server::Handle::new();
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();

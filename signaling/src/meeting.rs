@@ -19,53 +19,18 @@
 //!   never heard.
 //! - Layout: the chair picks up to four sites that everyone shows large; empty means
 //!   automatic (the chair and the active speaker).
+//! - What each site receives follows from the above: participants receive the video of
+//!   the layout's sites (or the chair's and the floor holder's) and the audio of those
+//!   who may be heard; the chair and observers receive every site's video.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use cau_sfu::PeerId;
+use cau_sfu::{MediaKind, PeerId};
+
+use crate::model::{AttendanceRecord, AttendanceStatus, FloorMode, Millis, Role};
 
 /// The most sites the chair can put on the main screen.
 pub const MAX_LAYOUT: usize = 4;
-
-/// Milliseconds since the Unix epoch: the meeting core's clock, given by the shell.
-pub type Millis = i64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Chair,
-    Participant,
-    /// IT staff: see and hear, never heard, never counted in the roll call.
-    Observer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloorMode {
-    /// Chair-controlled: only the chair and the floor holder are heard.
-    Chair,
-    /// Open discussion: everyone is heard unless the chair mutes them.
-    Open,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attendance {
-    NotCalled,
-    Present,
-    Late,
-    Left,
-    Absent,
-}
-
-/// One site's roll-call record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttendanceRecord {
-    pub status: Attendance,
-    /// When the site first entered the meeting.
-    pub joined_at: Option<Millis>,
-    /// When the site last left it.
-    pub left_at: Option<Millis>,
-    /// Why an absent site is absent.
-    pub reason: Option<String>,
-}
 
 /// What the meeting is, as scheduled.
 #[derive(Debug, Clone)]
@@ -108,6 +73,11 @@ pub enum Output {
     Replaced { peer: PeerId },
     /// Forward or withhold the audio of this connection in the SFU.
     AudioForwarding { peer: PeerId, allowed: bool },
+    /// Send this connection exactly these publishers' tracks.
+    Subscriptions {
+        peer: PeerId,
+        sources: HashSet<(PeerId, MediaKind)>,
+    },
     /// Store this roll-call record.
     Attendance {
         site: String,
@@ -176,12 +146,14 @@ struct SiteState {
     muted_by_chair: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Connection {
     peer: PeerId,
     admitted: bool,
     /// The audio gate last given to the SFU for this connection.
     audio_allowed: Option<bool>,
+    /// The subscriptions last given to the SFU for this connection.
+    sources: Option<HashSet<(PeerId, MediaKind)>>,
 }
 
 /// What everyone is shown.
@@ -217,7 +189,7 @@ impl Meeting {
                     role: site.role,
                     connection: None,
                     attendance: AttendanceRecord {
-                        status: Attendance::NotCalled,
+                        status: AttendanceStatus::NotCalled,
                         joined_at: None,
                         left_at: None,
                         reason: None,
@@ -261,6 +233,7 @@ impl Meeting {
             peer,
             admitted: false,
             audio_allowed: None,
+            sources: None,
         });
         if enters {
             self.enter(site, now);
@@ -278,14 +251,14 @@ impl Meeting {
         let Some(state) = self.sites.get_mut(site) else {
             return;
         };
-        let current = state.connection.is_some_and(|c| c.peer == peer);
+        let current = state.connection.as_ref().is_some_and(|c| c.peer == peer);
         if !current {
             return;
         }
-        let was_in = state.connection.is_some_and(|c| c.admitted);
+        let was_in = state.connection.as_ref().is_some_and(|c| c.admitted);
         state.connection = None;
         if was_in && state.role != Role::Observer {
-            state.attendance.status = Attendance::Left;
+            state.attendance.status = AttendanceStatus::Left;
             state.attendance.left_at = Some(now);
             let record = state.attendance.clone();
             self.outputs.push_back(Output::Attendance {
@@ -317,7 +290,7 @@ impl Meeting {
                 let waiting: Vec<String> = self
                     .sites
                     .iter()
-                    .filter(|(_, s)| s.connection.is_some_and(|c| !c.admitted))
+                    .filter(|(_, s)| s.connection.as_ref().is_some_and(|c| !c.admitted))
                     .map(|(code, _)| code.clone())
                     .collect();
                 for site in waiting {
@@ -389,7 +362,7 @@ impl Meeting {
                 if state.connection.is_some() {
                     return Err(MeetingError::Present(site));
                 }
-                state.attendance.status = Attendance::Absent;
+                state.attendance.status = AttendanceStatus::Absent;
                 state.attendance.reason = Some(reason);
                 let record = state.attendance.clone();
                 self.outputs.push_back(Output::Attendance { site, record });
@@ -418,7 +391,7 @@ impl Meeting {
                     name: s.name.clone(),
                     role: s.role,
                     connected: s.connection.is_some(),
-                    in_lobby: s.connection.is_some_and(|c| !c.admitted),
+                    in_lobby: s.connection.as_ref().is_some_and(|c| !c.admitted),
                     muted_by_chair: s.muted_by_chair,
                     attendance: s.attendance.clone(),
                 })
@@ -434,7 +407,7 @@ impl Meeting {
     fn connected(&self, site: &str) -> Result<Connection, MeetingError> {
         self.sites
             .get(site)
-            .and_then(|s| s.connection)
+            .and_then(|s| s.connection.clone())
             .ok_or_else(|| MeetingError::NotConnected(site.to_owned()))
     }
 
@@ -454,16 +427,16 @@ impl Meeting {
             if record.joined_at.is_none() {
                 record.joined_at = Some(now);
                 record.status = if now > late_from {
-                    Attendance::Late
+                    AttendanceStatus::Late
                 } else {
-                    Attendance::Present
+                    AttendanceStatus::Present
                 };
             } else {
                 // Back after leaving: keep the first arrival's status and time.
                 record.status = if record.joined_at.is_some_and(|t| t > late_from) {
-                    Attendance::Late
+                    AttendanceStatus::Late
                 } else {
-                    Attendance::Present
+                    AttendanceStatus::Present
                 };
             }
             record.left_at = None;
@@ -480,20 +453,74 @@ impl Meeting {
         });
     }
 
-    /// Recomputes who is heard and tells the shell of every change.
+    /// Whether `site` may be heard now.
+    fn heard(&self, code: &str, state: &SiteState) -> bool {
+        match (state.role, self.mode) {
+            (Role::Observer, _) => false,
+            _ if state.muted_by_chair => false,
+            (Role::Chair, _) | (_, FloorMode::Open) => true,
+            (Role::Participant, FloorMode::Chair) => self.floor.as_deref() == Some(code),
+        }
+    }
+
+    /// The tracks a site in `role` receives, given who is in the meeting now.
+    fn sources_for(&self, own: &str, role: Role) -> HashSet<(PeerId, MediaKind)> {
+        let in_meeting = || {
+            self.sites.iter().filter_map(|(code, s)| {
+                let connection = s.connection.as_ref().filter(|c| c.admitted)?;
+                (code != own).then_some((code.as_str(), s, connection.peer))
+            })
+        };
+        let shown: Vec<&str> = if !self.layout.is_empty() {
+            self.layout.iter().map(String::as_str).collect()
+        } else {
+            let chair = self
+                .sites
+                .iter()
+                .filter(|(_, s)| s.role == Role::Chair)
+                .map(|(c, _)| c.as_str());
+            chair.chain(self.floor.as_deref()).collect()
+        };
+        let mut sources = HashSet::new();
+        for (code, state, peer) in in_meeting() {
+            let sees_all = role != Role::Participant;
+            if sees_all || shown.contains(&code) {
+                sources.insert((peer, MediaKind::Video));
+            }
+            if self.heard(code, state) {
+                sources.insert((peer, MediaKind::Audio));
+            }
+        }
+        sources
+    }
+
+    /// Recomputes who is heard and who receives what, and tells the shell of every change.
     fn changed(&mut self) {
-        for (code, state) in self.sites.iter_mut() {
+        let wanted: Vec<(String, bool, Option<HashSet<(PeerId, MediaKind)>>)> = self
+            .sites
+            .iter()
+            .map(|(code, state)| {
+                let admitted = state.connection.as_ref().is_some_and(|c| c.admitted);
+                let sources = admitted.then(|| self.sources_for(code, state.role));
+                (code.clone(), self.heard(code, state), sources)
+            })
+            .collect();
+        for (code, heard, sources) in wanted {
+            let Some(state) = self.sites.get_mut(&code) else {
+                continue;
+            };
             let Some(connection) = state.connection.as_mut() else {
                 continue;
             };
-            let heard = match (state.role, self.mode) {
-                (Role::Observer, _) => false,
-                _ if state.muted_by_chair => false,
-                (Role::Chair, _) | (_, FloorMode::Open) => true,
-                (Role::Participant, FloorMode::Chair) => {
-                    self.floor.as_deref() == Some(code.as_str())
+            if let Some(sources) = sources {
+                if connection.sources.as_ref() != Some(&sources) {
+                    connection.sources = Some(sources.clone());
+                    self.outputs.push_back(Output::Subscriptions {
+                        peer: connection.peer,
+                        sources,
+                    });
                 }
-            };
+            }
             if connection.audio_allowed != Some(heard) {
                 connection.audio_allowed = Some(heard);
                 self.outputs.push_back(Output::AudioForwarding {
@@ -545,7 +572,7 @@ mod tests {
         })
     }
 
-    fn status(meeting: &Meeting, site: &str) -> Attendance {
+    fn status(meeting: &Meeting, site: &str) -> AttendanceStatus {
         meeting
             .snapshot()
             .sites
@@ -580,7 +607,7 @@ mod tests {
                 .iter()
                 .any(|o| matches!(o, Output::Admit { site, .. } if site == "ha-quang"))
         );
-        assert_eq!(status(&meeting, "ha-quang"), Attendance::NotCalled);
+        assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::NotCalled);
 
         // Participants cannot let themselves in.
         assert_eq!(
@@ -636,18 +663,18 @@ mod tests {
         meeting
             .connect("ha-quang", PeerId(2), START + MINUTE)
             .unwrap();
-        assert_eq!(status(&meeting, "ha-quang"), Attendance::Present);
+        assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::Present);
         meeting
             .connect("tra-linh", PeerId(3), START + 6 * MINUTE)
             .unwrap();
-        assert_eq!(status(&meeting, "tra-linh"), Attendance::Late);
+        assert_eq!(status(&meeting, "tra-linh"), AttendanceStatus::Late);
         meeting.disconnect("ha-quang", PeerId(2), START + 30 * MINUTE);
-        assert_eq!(status(&meeting, "ha-quang"), Attendance::Left);
+        assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::Left);
         let saved = drain(&mut meeting);
         assert!(saved.contains(&Output::Attendance {
             site: "ha-quang".into(),
             record: AttendanceRecord {
-                status: Attendance::Left,
+                status: AttendanceStatus::Left,
                 joined_at: Some(START + MINUTE),
                 left_at: Some(START + 30 * MINUTE),
                 reason: None,
@@ -657,10 +684,10 @@ mod tests {
         meeting
             .connect("ha-quang", PeerId(4), START + 40 * MINUTE)
             .unwrap();
-        assert_eq!(status(&meeting, "ha-quang"), Attendance::Present);
+        assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::Present);
         // Observers are not on the roll.
         meeting.connect("it", PeerId(9), START).unwrap();
-        assert_eq!(status(&meeting, "it"), Attendance::NotCalled);
+        assert_eq!(status(&meeting, "it"), AttendanceStatus::NotCalled);
 
         // Absent, with a reason, only for a site that is not here.
         assert_eq!(
@@ -702,7 +729,7 @@ mod tests {
             .iter()
             .find(|s| s.code == "tra-linh")
             .unwrap();
-        assert_eq!(tra_linh.attendance.status, Attendance::Absent);
+        assert_eq!(tra_linh.attendance.status, AttendanceStatus::Absent);
         assert_eq!(tra_linh.attendance.reason.as_deref(), Some("mất điện"));
     }
 
@@ -866,5 +893,72 @@ mod tests {
             meeting.connect("nowhere", PeerId(8), START),
             Err(MeetingError::NotInvited("nowhere".into()))
         );
+    }
+
+    fn sources(outputs: &[Output], peer: u64) -> Option<Vec<(u64, MediaKind)>> {
+        outputs.iter().rev().find_map(|o| match o {
+            Output::Subscriptions { peer: p, sources } if *p == PeerId(peer) => {
+                let mut list: Vec<(u64, MediaKind)> =
+                    sources.iter().map(|(p, k)| (p.0, *k)).collect();
+                list.sort_by_key(|(p, k)| (*p, *k == MediaKind::Video));
+                Some(list)
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn each_site_receives_what_the_floor_and_layout_call_for() {
+        use MediaKind::{Audio, Video};
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        meeting.connect("it", PeerId(4), START).unwrap();
+        let outputs = drain(&mut meeting);
+        // Communes see and hear the chair only; the chair and IT see everyone.
+        assert_eq!(sources(&outputs, 2), Some(vec![(1, Audio), (1, Video)]));
+        assert_eq!(
+            sources(&outputs, 1),
+            Some(vec![(2, Video), (3, Video), (4, Video)])
+        );
+        assert_eq!(
+            sources(&outputs, 4),
+            Some(vec![(1, Audio), (1, Video), (2, Video), (3, Video)])
+        );
+
+        // The floor holder is heard by all and shown to the communes.
+        meeting
+            .act(
+                "cao-bang",
+                Action::GrantFloor {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(
+            sources(&outputs, 3),
+            Some(vec![(1, Audio), (1, Video), (2, Audio), (2, Video)])
+        );
+        assert_eq!(
+            sources(&outputs, 1),
+            Some(vec![(2, Audio), (2, Video), (3, Video), (4, Video)])
+        );
+
+        // A layout replaces the automatic choice of video.
+        meeting
+            .act(
+                "cao-bang",
+                Action::SetLayout {
+                    sites: vec!["tra-linh".into()],
+                },
+                START,
+            )
+            .unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(sources(&outputs, 2), Some(vec![(1, Audio), (3, Video)]));
     }
 }

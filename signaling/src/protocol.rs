@@ -10,15 +10,37 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Every message type a client may send, as named on the wire.
-const CLIENT_TYPES: &[&str] = &["join", "offer", "answer", "candidate", "mute", "leave"];
+const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "mute",
+    "leave",
+    "open_meeting",
+    "admit",
+    "request_floor",
+    "cancel_floor_request",
+    "grant_floor",
+    "revoke_floor",
+    "mute_site",
+    "unmute_site",
+    "set_layout",
+    "mark_absent",
+];
 
 /// A parsed message from a client.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
+    /// An ad-hoc room (`room` and `name`) or a scheduled meeting (`token`).
     Join {
-        room: String,
-        name: String,
+        #[serde(default)]
+        room: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
     },
     Offer {
         sdp: String,
@@ -36,6 +58,29 @@ pub enum ClientMessage {
         muted: bool,
     },
     Leave {},
+    OpenMeeting {},
+    Admit {
+        site: String,
+    },
+    RequestFloor {},
+    CancelFloorRequest {},
+    GrantFloor {
+        site: String,
+    },
+    RevokeFloor {},
+    MuteSite {
+        site: String,
+    },
+    UnmuteSite {
+        site: String,
+    },
+    SetLayout {
+        sites: Vec<String>,
+    },
+    MarkAbsent {
+        site: String,
+        reason: String,
+    },
 }
 
 /// A message to a client.
@@ -75,6 +120,12 @@ pub enum ServerMessage {
         muted: bool,
     },
     Left {},
+    Lobby {
+        meeting: MeetingRef,
+        site: SiteRef,
+        role: String,
+    },
+    MeetingState(MeetingState),
     Error {
         code: ErrorCode,
         message: String,
@@ -89,9 +140,53 @@ pub enum Kind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingRef {
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteRef {
+    pub code: String,
+    pub name: String,
+}
+
+/// The `meeting_state` message: see docs/signaling.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingState {
+    pub opened: bool,
+    pub mode: String,
+    pub floor: Option<String>,
+    pub queue: Vec<String>,
+    pub layout: Vec<String>,
+    pub sites: Vec<MeetingSite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingSite {
+    pub code: String,
+    pub name: String,
+    pub role: String,
+    pub connected: bool,
+    pub in_lobby: bool,
+    pub muted_by_chair: bool,
+    pub attendance: AttendanceState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttendanceState {
+    pub status: String,
+    pub joined_at: Option<i64>,
+    pub left_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Participant {
     pub id: String,
     pub name: String,
+    /// The site code, for participants who joined a meeting by token.
+    pub site: Option<String>,
     pub audio_muted: bool,
     pub video_muted: bool,
 }
@@ -132,6 +227,17 @@ pub enum ErrorCode {
     BadCandidate,
     NegotiationRefused,
     MediaFailed,
+    InvalidToken,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenRevoked,
+    MeetingCancelled,
+    Forbidden,
+    NotConnected,
+    FloorOpen,
+    BadLayout,
+    BadReason,
+    Replaced,
     Internal,
 }
 
@@ -252,8 +358,9 @@ mod tests {
         check(
             r#"{"type":"join","room":"r1","name":"Xã Quảng Lâm"}"#,
             Ok(Join {
-                room: "r1".into(),
-                name: "Xã Quảng Lâm".into(),
+                room: Some("r1".into()),
+                name: Some("Xã Quảng Lâm".into()),
+                token: None,
             }),
         );
         check(
@@ -279,6 +386,35 @@ mod tests {
             }),
         );
         check(r#"{"type":"leave"}"#, Ok(Leave {}));
+        check(
+            r#"{"type":"join","token":"abc"}"#,
+            Ok(Join {
+                room: None,
+                name: None,
+                token: Some("abc".into()),
+            }),
+        );
+        check(
+            r#"{"type":"set_layout","sites":["ha-quang","tra-linh"]}"#,
+            Ok(SetLayout {
+                sites: vec!["ha-quang".into(), "tra-linh".into()],
+            }),
+        );
+        check(
+            r#"{"type":"grant_floor","site":"ha-quang"}"#,
+            Ok(GrantFloor {
+                site: "ha-quang".into(),
+            }),
+        );
+        check(r#"{"type":"request_floor"}"#, Ok(RequestFloor {}));
+        check(
+            r#"{"type":"mark_absent","site":"x"}"#,
+            Err(ErrorCode::BadJson),
+        );
+        check(
+            r#"{"type":"set_layout","sites":"all"}"#,
+            Err(ErrorCode::BadJson),
+        );
         check(r#"{"type":"leave","extra":1}"#, Ok(Leave {}));
 
         check("", Err(ErrorCode::BadJson));

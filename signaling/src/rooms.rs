@@ -6,6 +6,7 @@
 //! unbounded outboxes rather than written to their sockets under the lock.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Mutex;
 
 use cau_sfu::{PeerId, RoomId};
@@ -14,6 +15,24 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::protocol::{
     DisplayName, ErrorCode, Kind, Participant, ProtocolError, RoomName, ServerMessage,
 };
+use crate::session::Outbound;
+
+/// A media room: an ad-hoc room named by its participants, or a scheduled meeting's.
+/// The two never mix, whatever name an ad-hoc participant types.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoomKey {
+    AdHoc(RoomName),
+    Meeting(String),
+}
+
+impl fmt::Display for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoomKey::AdHoc(name) => write!(f, "{name}"),
+            RoomKey::Meeting(id) => write!(f, "meeting {id}"),
+        }
+    }
+}
 
 /// The registry of rooms.
 pub struct Rooms {
@@ -23,7 +42,7 @@ pub struct Rooms {
 }
 
 struct Inner {
-    rooms: HashMap<RoomName, Room>,
+    rooms: HashMap<RoomKey, Room>,
     next_room: u64,
     total: usize,
 }
@@ -36,11 +55,12 @@ struct Room {
 struct Member {
     peer: PeerId,
     name: DisplayName,
+    site: Option<String>,
     audio_muted: bool,
     video_muted: bool,
     /// Kinds whose track reached the SFU, to announce as unpublished at departure.
     published: Vec<Kind>,
-    outbox: UnboundedSender<ServerMessage>,
+    outbox: UnboundedSender<Outbound>,
 }
 
 /// What a participant learns when it enters a room.
@@ -65,10 +85,11 @@ impl Rooms {
     /// Adds a participant and tells the others. Refused when the room or server is full.
     pub fn enter(
         &self,
-        room: &RoomName,
+        room: &RoomKey,
         peer: PeerId,
         name: DisplayName,
-        outbox: UnboundedSender<ServerMessage>,
+        site: Option<String>,
+        outbox: UnboundedSender<Outbound>,
     ) -> Result<Entry, ProtocolError> {
         let mut inner = self.lock();
         if inner.total >= self.max_total {
@@ -102,6 +123,7 @@ impl Rooms {
         let member = Member {
             peer,
             name,
+            site,
             audio_muted: false,
             video_muted: false,
             published: Vec::new(),
@@ -112,7 +134,7 @@ impl Rooms {
         };
         let others = entry.members.iter().map(Member::describe).collect();
         for other in &entry.members {
-            let _ = other.outbox.send(joined.clone());
+            let _ = other.outbox.send(Outbound::Message(joined.clone()));
         }
         entry.members.push(member);
         let id = entry.id;
@@ -124,7 +146,7 @@ impl Rooms {
     }
 
     /// Removes a participant, if present, and tells the others why it left.
-    pub fn leave(&self, room: &RoomName, peer: PeerId, reason: crate::protocol::LeaveReason) {
+    pub fn leave(&self, room: &RoomKey, peer: PeerId, reason: crate::protocol::LeaveReason) {
         let mut inner = self.lock();
         let Some(entry) = inner.rooms.get_mut(room) else {
             return;
@@ -147,7 +169,7 @@ impl Rooms {
         });
         for other in &entry.members {
             for message in &news {
-                let _ = other.outbox.send(message.clone());
+                let _ = other.outbox.send(Outbound::Message(message.clone()));
             }
         }
         if entry.members.is_empty() {
@@ -157,18 +179,18 @@ impl Rooms {
     }
 
     /// Sends `message` to every participant of `room` but `from`.
-    pub fn broadcast(&self, room: &RoomName, from: PeerId, message: ServerMessage) {
+    pub fn broadcast(&self, room: &RoomKey, from: PeerId, message: ServerMessage) {
         let inner = self.lock();
         let Some(entry) = inner.rooms.get(room) else {
             return;
         };
         for other in entry.members.iter().filter(|m| m.peer != from) {
-            let _ = other.outbox.send(message.clone());
+            let _ = other.outbox.send(Outbound::Message(message.clone()));
         }
     }
 
     /// Records that a participant's track of `kind` reached the SFU, and tells the others.
-    pub fn publish(&self, room: &RoomName, peer: PeerId, kind: Kind) {
+    pub fn publish(&self, room: &RoomKey, peer: PeerId, kind: Kind) {
         self.update_member(room, peer, |member| {
             if !member.published.contains(&kind) {
                 member.published.push(kind);
@@ -182,7 +204,7 @@ impl Rooms {
     }
 
     /// Records a participant's mute state and tells the others.
-    pub fn set_muted(&self, room: &RoomName, peer: PeerId, kind: Kind, muted: bool) {
+    pub fn set_muted(&self, room: &RoomKey, peer: PeerId, kind: Kind, muted: bool) {
         self.update_member(room, peer, |member| match kind {
             Kind::Audio => member.audio_muted = muted,
             Kind::Video => member.video_muted = muted,
@@ -196,7 +218,7 @@ impl Rooms {
     }
 
     /// Changes one member's record, if it is still in the room.
-    fn update_member(&self, room: &RoomName, peer: PeerId, change: impl FnOnce(&mut Member)) {
+    fn update_member(&self, room: &RoomKey, peer: PeerId, change: impl FnOnce(&mut Member)) {
         let mut inner = self.lock();
         let member = inner
             .rooms
@@ -230,6 +252,7 @@ impl Member {
         Participant {
             id: self.peer.to_string(),
             name: self.name.as_str().to_owned(),
+            site: self.site.clone(),
             audio_muted: self.audio_muted,
             video_muted: self.video_muted,
         }

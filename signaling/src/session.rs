@@ -14,10 +14,25 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::{Instant, interval_at, sleep_until};
 
 use crate::AppState;
+use crate::admission::now_millis;
+use crate::meeting::{Action, Entry};
+use crate::meetings::{Admission, role_name};
 use crate::protocol::{
-    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, ProtocolError, RoomName,
-    ServerMessage, Track, parse_client_message,
+    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, MeetingRef, ProtocolError, RoomName,
+    ServerMessage, SiteRef, Track, parse_client_message,
 };
+use crate::rooms::RoomKey;
+
+/// What others (the room, the meeting) put on a session's outbox.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Send this to the browser.
+    Message(ServerMessage),
+    /// The chair let this site in (or it needed no admission): enter the media room.
+    Admitted,
+    /// Tell the browser why, and end the session.
+    Close(ProtocolError),
+}
 
 /// A session with no frame at all from the browser this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +48,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         outbox,
         inbox,
         joined: None,
+        seat: None,
         media: None,
         offered: false,
     };
@@ -44,9 +60,12 @@ struct Session {
     socket: WebSocket,
     state: Arc<AppState>,
     /// A clone goes into the room registry so that others can reach this session.
-    outbox: tokio::sync::mpsc::UnboundedSender<ServerMessage>,
-    inbox: UnboundedReceiver<ServerMessage>,
+    outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
+    inbox: UnboundedReceiver<Outbound>,
+    /// In a media room.
     joined: Option<Joined>,
+    /// A site's seat in a scheduled meeting, from the lobby on.
+    seat: Option<Seat>,
     /// Events from the SFU about this participant, once it has offered.
     media: Option<UnboundedReceiver<PeerEvent>>,
     /// The client has made its one offer.
@@ -54,8 +73,13 @@ struct Session {
 }
 
 struct Joined {
-    room: RoomName,
+    room: RoomKey,
     room_id: RoomId,
+    peer: PeerId,
+}
+
+struct Seat {
+    admission: Admission,
     peer: PeerId,
 }
 
@@ -87,7 +111,7 @@ impl Session {
                         Some(Err(_)) | None => Flow::Stop(End::Disconnected),
                     }
                 }
-                Some(message) = self.inbox.recv() => self.send(&message).await,
+                Some(outbound) = self.inbox.recv() => self.handle_outbound(outbound).await,
                 event = next_event(&mut self.media) => match event {
                     Some(event) => self.handle_media_event(event).await,
                     None => {
@@ -138,12 +162,78 @@ impl Session {
         }
     }
 
+    async fn handle_outbound(&mut self, outbound: Outbound) -> Flow {
+        match outbound {
+            Outbound::Message(message) => self.send(&message).await,
+            Outbound::Admitted => match self.enter_meeting_room().await {
+                Ok(()) => Flow::Continue,
+                Err(error) => self.refuse(error).await,
+            },
+            Outbound::Close(error) => {
+                self.send(&error.to_message()).await;
+                Flow::Stop(End::Disconnected)
+            }
+        }
+    }
+
     async fn handle_message(&mut self, message: ClientMessage) -> Flow {
+        if let Some(action) = meeting_action(&message) {
+            let result = match &self.seat {
+                Some(seat) if self.joined.is_some() => self.state.meetings.act(
+                    &seat.admission.meeting_id,
+                    &seat.admission.site_code,
+                    action,
+                    now_millis(),
+                ),
+                Some(_) => Err(ProtocolError::new(
+                    ErrorCode::Forbidden,
+                    "wait in the lobby until the chair lets you in",
+                )),
+                None => Err(ProtocolError::new(
+                    ErrorCode::Forbidden,
+                    "this is a scheduled meeting's action: join with a meeting link",
+                )),
+            };
+            return match result {
+                Ok(()) => Flow::Continue,
+                Err(error) => self.refuse(error).await,
+            };
+        }
+        let waiting = self.seat.is_some() && self.joined.is_none();
         let result = match (&self.joined, message) {
-            (None, ClientMessage::Join { room, name }) => self.join(&room, &name).await,
+            (None, ClientMessage::Join { .. }) if waiting => Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "this session waits in a meeting's lobby already",
+            )),
+            (
+                None,
+                ClientMessage::Join {
+                    token: Some(token), ..
+                },
+            ) => self.join_meeting(&token).await,
+            (
+                None,
+                ClientMessage::Join {
+                    room: Some(room),
+                    name: Some(name),
+                    ..
+                },
+            ) => self.join(&room, &name).await,
+            (None, ClientMessage::Join { .. }) => Err(ProtocolError::new(
+                ErrorCode::BadJson,
+                "`join` needs `room` and `name`, or a meeting's `token`",
+            )),
             (Some(_), ClientMessage::Join { .. }) => Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,
                 "this session has joined a room already",
+            )),
+            (None, ClientMessage::Leave {}) if waiting => {
+                self.send(&ServerMessage::Left {}).await;
+                return Flow::Stop(End::Left);
+            }
+            (None, _) if waiting => Err(ProtocolError::new(
+                ErrorCode::NotJoined,
+                "wait in the lobby until the chair lets you in",
             )),
             (None, _) => Err(ProtocolError::new(
                 ErrorCode::NotJoined,
@@ -157,7 +247,21 @@ impl Session {
                     ))
                 } else {
                     self.offered = true;
-                    let events = self.state.sfu.add_peer(joined.peer, joined.room_id, sdp);
+                    let events = match &self.seat {
+                        Some(seat) => self.state.meetings.add_to_sfu(
+                            &seat.admission.meeting_id,
+                            joined.peer,
+                            joined.room_id,
+                            sdp,
+                        ),
+                        None => self.state.sfu.add_peer(
+                            joined.peer,
+                            joined.room_id,
+                            sdp,
+                            true,
+                            cau_sfu::Subscriptions::All,
+                        ),
+                    };
                     self.media = Some(events);
                     Ok(())
                 }
@@ -197,6 +301,8 @@ impl Session {
                 self.send(&ServerMessage::Left {}).await;
                 return Flow::Stop(End::Left);
             }
+            // Handled above, before the match.
+            (Some(_), _) => Ok(()),
         };
         match result {
             Ok(()) => Flow::Continue,
@@ -204,14 +310,72 @@ impl Session {
         }
     }
 
+    /// Joins a scheduled meeting with a join link's token: into its lobby, or straight in.
+    async fn join_meeting(&mut self, token: &str) -> Result<(), ProtocolError> {
+        let admission = crate::admission::admit(&self.state, token).await?;
+        let peer = self.state.next_peer_id();
+        let entry =
+            self.state
+                .meetings
+                .connect(&admission, peer, self.outbox.clone(), now_millis())?;
+        tracing::info!(meeting = %admission.meeting_id, site = %admission.site_code, peer = %peer, ?entry, "site connected");
+        let lobby = ServerMessage::Lobby {
+            meeting: MeetingRef {
+                id: admission.meeting_id.clone(),
+                title: admission.title.clone(),
+            },
+            site: SiteRef {
+                code: admission.site_code.clone(),
+                name: admission.site_name.clone(),
+            },
+            role: role_name(admission.role).to_owned(),
+        };
+        self.seat = Some(Seat { admission, peer });
+        if entry == Entry::Lobby {
+            self.send(&lobby).await;
+        }
+        // Otherwise `Outbound::Admitted` is on its way through the outbox.
+        Ok(())
+    }
+
+    /// The meeting let this site in: enter its media room.
+    async fn enter_meeting_room(&mut self) -> Result<(), ProtocolError> {
+        let Some(seat) = &self.seat else {
+            return Ok(());
+        };
+        if self.joined.is_some() {
+            return Ok(());
+        }
+        let room = RoomKey::Meeting(seat.admission.meeting_id.clone());
+        let name = DisplayName::parse(&seat.admission.site_name)?;
+        let peer = seat.peer;
+        let site = Some(seat.admission.site_code.clone());
+        let entry = self
+            .state
+            .rooms
+            .enter(&room, peer, name, site, self.outbox.clone())?;
+        let joined = ServerMessage::Joined {
+            participant_id: peer.to_string(),
+            room: seat.admission.meeting_id.clone(),
+            participants: entry.others,
+        };
+        self.joined = Some(Joined {
+            room,
+            room_id: entry.room,
+            peer,
+        });
+        self.send(&joined).await;
+        Ok(())
+    }
+
     async fn join(&mut self, room: &str, name: &str) -> Result<(), ProtocolError> {
-        let room = RoomName::parse(room)?;
+        let room = RoomKey::AdHoc(RoomName::parse(room)?);
         let name = DisplayName::parse(name)?;
         let peer = self.state.next_peer_id();
         let entry = self
             .state
             .rooms
-            .enter(&room, peer, name, self.outbox.clone())?;
+            .enter(&room, peer, name, None, self.outbox.clone())?;
         tracing::info!(room = %room, peer = %peer, "joined");
         let joined = ServerMessage::Joined {
             participant_id: peer.to_string(),
@@ -312,6 +476,14 @@ impl Session {
     }
 
     async fn cleanup(mut self, end: End) {
+        if let Some(seat) = self.seat.take() {
+            self.state.meetings.disconnect(
+                &seat.admission.meeting_id,
+                &seat.admission.site_code,
+                seat.peer,
+                now_millis(),
+            );
+        }
         let Some(joined) = self.joined.take() else {
             let _ = self.socket.send(Message::Close(None)).await;
             return;
@@ -346,4 +518,26 @@ fn kind_of(kind: cau_sfu::MediaKind) -> Kind {
         cau_sfu::MediaKind::Audio => Kind::Audio,
         cau_sfu::MediaKind::Video => Kind::Video,
     }
+}
+
+/// The meeting action a message asks for, if it is one.
+fn meeting_action(message: &ClientMessage) -> Option<Action> {
+    Some(match message {
+        ClientMessage::OpenMeeting {} => Action::Open,
+        ClientMessage::Admit { site } => Action::Admit { site: site.clone() },
+        ClientMessage::RequestFloor {} => Action::RequestFloor,
+        ClientMessage::CancelFloorRequest {} => Action::CancelFloorRequest,
+        ClientMessage::GrantFloor { site } => Action::GrantFloor { site: site.clone() },
+        ClientMessage::RevokeFloor {} => Action::RevokeFloor,
+        ClientMessage::MuteSite { site } => Action::Mute { site: site.clone() },
+        ClientMessage::UnmuteSite { site } => Action::Unmute { site: site.clone() },
+        ClientMessage::SetLayout { sites } => Action::SetLayout {
+            sites: sites.clone(),
+        },
+        ClientMessage::MarkAbsent { site, reason } => Action::MarkAbsent {
+            site: site.clone(),
+            reason: reason.clone(),
+        },
+        _ => return None,
+    })
 }

@@ -97,6 +97,8 @@ pub struct ClientConfig {
     pub publish_audio: bool,
     /// Whether the one offer has a `sendonly` VP8 media line.
     pub publish_video: bool,
+    /// A meeting's join token: when set, `join` carries it instead of room and name.
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -113,6 +115,16 @@ impl ClientConfig {
             name: name.into(),
             publish_audio: true,
             publish_video: true,
+            token: None,
+        }
+    }
+
+    /// A site joining a scheduled meeting with its join link's token. `join` returns once
+    /// the site is in the meeting: after the chair admits it if it waits in the lobby.
+    pub fn with_token(ws_url: impl Into<String>, token: impl Into<String>) -> Self {
+        ClientConfig {
+            token: Some(token.into()),
+            ..ClientConfig::new(ws_url, "", "")
         }
     }
 }
@@ -218,10 +230,11 @@ impl TestClient {
             recorder.clone(),
         )));
 
-        send_json(
-            &outgoing,
-            json!({ "type": "join", "room": config.room, "name": config.name }),
-        )?;
+        let join = match &config.token {
+            Some(token) => json!({ "type": "join", "token": token }),
+            None => json!({ "type": "join", "room": config.room, "name": config.name }),
+        };
+        send_json(&outgoing, join)?;
         let joined = next_message_of_type(&mut stream, &recorder, "joined").await?;
         let participant_id = joined
             .get("participant_id")

@@ -21,7 +21,14 @@ pub async fn start_test_server() -> anyhow::Result<RunningServer> {
 /// (for example `"[limits]\nmax_participants_per_room = 2"`).
 pub async fn start_test_server_with(extra: &str) -> anyhow::Result<RunningServer> {
     init_tracing();
-    let text = merge_sections(TEST_OVERRIDES, extra);
+    // A database of its own for every test server, unless the test names one (to
+    // restart a server on the same data).
+    let data_dir = fresh_data_dir()?;
+    let base = format!(
+        "{TEST_OVERRIDES}\n[storage]\ndata_dir = {:?}\n",
+        data_dir.display().to_string()
+    );
+    let text = merge_sections(&base, extra);
     let config = Config::from_layers(Some(("test configuration", &text)), std::iter::empty())?;
     cau_signaling::start(config).await
 }
@@ -51,4 +58,20 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// A new empty folder under the system's temporary folder.
+pub fn fresh_data_dir() -> anyhow::Result<std::path::PathBuf> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "cau-test-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

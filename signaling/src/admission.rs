@@ -1,0 +1,89 @@
+//! From a join link's token to a seat in a running meeting.
+//!
+//! The token is checked by [`crate::access::Tokens::verify`] (signature, revocation,
+//! the meeting's window and status); this turns what it admits into the [`Admission`]
+//! the session and the meeting core work with, and its refusals into protocol errors.
+
+use crate::AppState;
+use crate::access::AccessError;
+use crate::meeting::{InvitedSite, MeetingPlan};
+use crate::meetings::{Admission, AttendanceWrite};
+use crate::model::{MeetingId, Millis};
+use crate::protocol::{ErrorCode, ProtocolError};
+use crate::store::Store;
+
+/// A site entering after the start plus this long is marked late.
+const LATE_AFTER: Millis = 5 * 60 * 1000;
+
+/// Checks `token` now and describes the seat it admits to.
+pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, ProtocolError> {
+    let claims = state
+        .tokens
+        .verify(&state.store, token, now_millis())
+        .await
+        .map_err(refusal)?;
+    let meeting = claims.meeting;
+    let plan = MeetingPlan {
+        mode: meeting.floor_mode,
+        starts_at: meeting.starts_at,
+        late_after: LATE_AFTER,
+        sites: meeting
+            .invited
+            .iter()
+            .map(|invitation| InvitedSite {
+                code: invitation.site.code.as_str().to_owned(),
+                name: invitation.site.name.as_str().to_owned(),
+                role: invitation.role,
+            })
+            .collect(),
+    };
+    Ok(Admission {
+        meeting_id: meeting.id.as_str().to_owned(),
+        title: meeting.title.clone(),
+        site_code: claims.site.code.as_str().to_owned(),
+        site_name: claims.site.name.as_str().to_owned(),
+        role: claims.role,
+        plan,
+    })
+}
+
+fn refusal(error: AccessError) -> ProtocolError {
+    let code = match error {
+        AccessError::Malformed | AccessError::Forged => ErrorCode::InvalidToken,
+        AccessError::Revoked => ErrorCode::TokenRevoked,
+        AccessError::Expired { .. } => ErrorCode::TokenExpired,
+        AccessError::NotYetValid { .. } => ErrorCode::TokenNotYetValid,
+        AccessError::MeetingCancelled => ErrorCode::MeetingCancelled,
+        _ => {
+            tracing::error!("checking a join token failed: {error}");
+            return ProtocolError::new(ErrorCode::Internal, "the join link could not be checked");
+        }
+    };
+    ProtocolError::new(code, error.to_string())
+}
+
+/// Writes roll-call records in the order the meetings decided them, off the sessions'
+/// path: a slow disk delays the record, never a meeting.
+pub(crate) async fn write_attendance(
+    store: Store,
+    mut records: tokio::sync::mpsc::UnboundedReceiver<AttendanceWrite>,
+) {
+    while let Some(write) = records.recv().await {
+        let Some(meeting) = MeetingId::parse(&write.meeting_id) else {
+            continue;
+        };
+        let Ok(site) = crate::model::SiteCode::parse(&write.site) else {
+            continue;
+        };
+        if let Err(error) = store.save_attendance(&meeting, &site, &write.record).await {
+            tracing::error!(meeting = %write.meeting_id, site = %write.site, "cannot store attendance: {error}");
+        }
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}

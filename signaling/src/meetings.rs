@@ -1,0 +1,277 @@
+//! The scheduled meetings running on this server: each a [`Meeting`] core, driven here.
+//!
+//! Like the room registry, this lives behind one mutex in the shell: every operation
+//! feeds one input to one meeting's core and carries out its outputs (messages onto the
+//! sessions' outboxes, audio gates to the SFU, roll-call records to the store's writer)
+//! without awaiting. Commands to the SFU go out under the lock, so a gate change and a
+//! site's first offer reach the media thread in the order they were decided.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use cau_sfu::{Command, MediaKind, PeerEvent, PeerId, RoomId, SfuHandle, Subscriptions};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use crate::meeting::{Action, Entry, Meeting, MeetingError, MeetingPlan, Output, Snapshot};
+use crate::model::{AttendanceRecord, Millis, Role};
+use crate::protocol::{
+    AttendanceState, ErrorCode, MeetingSite, MeetingState, ProtocolError, ServerMessage,
+};
+use crate::session::Outbound;
+
+/// Who a join token admits, with what the session and the meeting need to know.
+#[derive(Debug, Clone)]
+pub(crate) struct Admission {
+    pub meeting_id: String,
+    pub title: String,
+    pub site_code: String,
+    pub site_name: String,
+    pub role: Role,
+    /// The meeting as scheduled, to start its core on the first connection.
+    pub plan: MeetingPlan,
+}
+
+/// A roll-call record for the store's writer.
+#[derive(Debug, Clone)]
+pub(crate) struct AttendanceWrite {
+    pub meeting_id: String,
+    pub site: String,
+    pub record: AttendanceRecord,
+}
+
+pub(crate) struct Meetings {
+    inner: Mutex<HashMap<String, Running>>,
+    sfu: SfuHandle,
+    attendance: UnboundedSender<AttendanceWrite>,
+}
+
+struct Running {
+    core: Meeting,
+    links: HashMap<PeerId, Link>,
+}
+
+/// One site's connection, as the meeting shell knows it.
+struct Link {
+    outbox: UnboundedSender<Outbound>,
+    admitted: bool,
+    audio_allowed: bool,
+    /// The tracks this connection receives, as the meeting last decided.
+    subscriptions: HashSet<(PeerId, MediaKind)>,
+    /// The SFU holds this peer: gate changes must reach it.
+    in_sfu: bool,
+}
+
+impl Meetings {
+    pub(crate) fn new(sfu: SfuHandle, attendance: UnboundedSender<AttendanceWrite>) -> Meetings {
+        Meetings {
+            inner: Mutex::new(HashMap::new()),
+            sfu,
+            attendance,
+        }
+    }
+
+    /// A site's session arrives with its admission. It waits in the lobby, or is let in
+    /// at once with [`Outbound::Admitted`] on its outbox.
+    pub(crate) fn connect(
+        &self,
+        admission: &Admission,
+        peer: PeerId,
+        outbox: UnboundedSender<Outbound>,
+        now: Millis,
+    ) -> Result<Entry, ProtocolError> {
+        let mut inner = self.lock();
+        let running = inner
+            .entry(admission.meeting_id.clone())
+            .or_insert_with(|| Running {
+                core: Meeting::new(admission.plan.clone()),
+                links: HashMap::new(),
+            });
+        running.links.insert(
+            peer,
+            Link {
+                outbox,
+                admitted: false,
+                audio_allowed: false,
+                subscriptions: HashSet::new(),
+                in_sfu: false,
+            },
+        );
+        let entry = running.core.connect(&admission.site_code, peer, now);
+        if entry.is_err() {
+            running.links.remove(&peer);
+        }
+        self.dispatch(&admission.meeting_id, running);
+        entry.map_err(refusal)
+    }
+
+    /// `site` asks for `action`.
+    pub(crate) fn act(
+        &self,
+        meeting_id: &str,
+        site: &str,
+        action: Action,
+        now: Millis,
+    ) -> Result<(), ProtocolError> {
+        let mut inner = self.lock();
+        let Some(running) = inner.get_mut(meeting_id) else {
+            return Err(ProtocolError::new(
+                ErrorCode::Internal,
+                "the meeting is not running",
+            ));
+        };
+        let result = running.core.act(site, action, now);
+        self.dispatch(meeting_id, running);
+        result.map_err(refusal)
+    }
+
+    /// A site's session ended.
+    pub(crate) fn disconnect(&self, meeting_id: &str, site: &str, peer: PeerId, now: Millis) {
+        let mut inner = self.lock();
+        let Some(running) = inner.get_mut(meeting_id) else {
+            return;
+        };
+        running.links.remove(&peer);
+        running.core.disconnect(site, peer, now);
+        self.dispatch(meeting_id, running);
+    }
+
+    /// Hands a site's offer to the SFU with the audio gate the meeting has decided.
+    pub(crate) fn add_to_sfu(
+        &self,
+        meeting_id: &str,
+        peer: PeerId,
+        room: RoomId,
+        offer_sdp: String,
+    ) -> UnboundedReceiver<PeerEvent> {
+        let mut inner = self.lock();
+        let link = inner
+            .get_mut(meeting_id)
+            .and_then(|running| running.links.get_mut(&peer));
+        let (audio_allowed, subscriptions) = match link {
+            Some(link) => {
+                link.in_sfu = true;
+                (link.audio_allowed, link.subscriptions.clone())
+            }
+            None => (false, HashSet::new()),
+        };
+        self.sfu.add_peer(
+            peer,
+            room,
+            offer_sdp,
+            audio_allowed,
+            Subscriptions::Only(subscriptions),
+        )
+    }
+
+    /// Carries out everything the core decided.
+    fn dispatch(&self, meeting_id: &str, running: &mut Running) {
+        let mut changed = false;
+        while let Some(output) = running.core.poll_output() {
+            match output {
+                Output::Admit { peer, .. } => {
+                    if let Some(link) = running.links.get_mut(&peer) {
+                        link.admitted = true;
+                        let _ = link.outbox.send(Outbound::Admitted);
+                    }
+                }
+                Output::Replaced { peer } => {
+                    if let Some(link) = running.links.remove(&peer) {
+                        let error = ProtocolError::new(
+                            ErrorCode::Replaced,
+                            "a newer connection of your site took this seat",
+                        );
+                        let _ = link.outbox.send(Outbound::Close(error));
+                    }
+                }
+                Output::AudioForwarding { peer, allowed } => {
+                    if let Some(link) = running.links.get_mut(&peer) {
+                        link.audio_allowed = allowed;
+                        if link.in_sfu {
+                            self.sfu
+                                .command(Command::SetAudioForwarding { peer, allowed });
+                        }
+                    }
+                }
+                Output::Subscriptions { peer, sources } => {
+                    if let Some(link) = running.links.get_mut(&peer) {
+                        link.subscriptions = sources.clone();
+                        if link.in_sfu {
+                            self.sfu.command(Command::SetSubscriptions {
+                                peer,
+                                subscriptions: Subscriptions::Only(sources),
+                            });
+                        }
+                    }
+                }
+                Output::Attendance { site, record } => {
+                    let _ = self.attendance.send(AttendanceWrite {
+                        meeting_id: meeting_id.to_owned(),
+                        site,
+                        record,
+                    });
+                }
+                Output::StateChanged => changed = true,
+            }
+        }
+        if changed {
+            let message = ServerMessage::MeetingState(state_message(&running.core.snapshot()));
+            for link in running.links.values().filter(|l| l.admitted) {
+                let _ = link.outbox.send(Outbound::Message(message.clone()));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        // The maps stay consistent between statements; a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The wire form of a meeting's snapshot.
+fn state_message(snapshot: &Snapshot) -> MeetingState {
+    MeetingState {
+        opened: snapshot.opened,
+        mode: snapshot.mode.as_str().to_owned(),
+        floor: snapshot.floor.clone(),
+        queue: snapshot.queue.clone(),
+        layout: snapshot.layout.clone(),
+        sites: snapshot
+            .sites
+            .iter()
+            .map(|site| MeetingSite {
+                code: site.code.clone(),
+                name: site.name.clone(),
+                role: role_name(site.role).to_owned(),
+                connected: site.connected,
+                in_lobby: site.in_lobby,
+                muted_by_chair: site.muted_by_chair,
+                attendance: AttendanceState {
+                    status: site.attendance.status.as_str().to_owned(),
+                    joined_at: site.attendance.joined_at,
+                    left_at: site.attendance.left_at,
+                    reason: site.attendance.reason.clone(),
+                },
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    role.as_str()
+}
+
+/// The protocol's answer to a refusal of the meeting core.
+fn refusal(error: MeetingError) -> ProtocolError {
+    let code = match error {
+        MeetingError::NotInvited(_) => ErrorCode::Forbidden,
+        MeetingError::ChairOnly | MeetingError::ObserverCannot => ErrorCode::Forbidden,
+        MeetingError::NotConnected(_) => ErrorCode::NotConnected,
+        MeetingError::OpenFloor => ErrorCode::FloorOpen,
+        MeetingError::BadLayout => ErrorCode::BadLayout,
+        MeetingError::BadReason => ErrorCode::BadReason,
+        MeetingError::Present(_) => ErrorCode::Forbidden,
+    };
+    ProtocolError::new(code, error.to_string())
+}
