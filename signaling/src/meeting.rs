@@ -107,6 +107,9 @@ pub enum MeetingError {
     /// Observers watch; they do not take part.
     #[error("observers cannot ask for the floor")]
     ObserverCannot,
+    /// The chair is always heard and gives the floor; it does not ask for it.
+    #[error("the chair is always heard and does not ask for the floor")]
+    ChairAlwaysHeard,
     /// The action names a site that is not in the meeting now.
     #[error("site {0} is not connected")]
     NotConnected(String),
@@ -246,6 +249,27 @@ impl Meeting {
         })
     }
 
+    /// An IT observer's connection arrives. Observer links may be issued for any site of
+    /// the directory, invited or not: an uninvited one joins the meeting as an observer.
+    pub fn connect_observer(
+        &mut self,
+        site: &str,
+        name: &str,
+        peer: PeerId,
+        now: Millis,
+    ) -> Result<Entry, MeetingError> {
+        self.sites
+            .entry(site.to_owned())
+            .or_insert_with(|| SiteState {
+                name: name.to_owned(),
+                role: Role::Observer,
+                connection: None,
+                attendance: AttendanceRecord::not_called(),
+                muted_by_chair: false,
+            });
+        self.connect(site, peer, now)
+    }
+
     /// A site's connection ended. Ignored if a newer connection replaced it.
     pub fn disconnect(&mut self, site: &str, peer: PeerId, now: Millis) {
         let Some(state) = self.sites.get_mut(site) else {
@@ -304,8 +328,10 @@ impl Meeting {
                 }
             }
             Action::RequestFloor => {
-                if role == Role::Observer {
-                    return Err(MeetingError::ObserverCannot);
+                match role {
+                    Role::Observer => return Err(MeetingError::ObserverCannot),
+                    Role::Chair => return Err(MeetingError::ChairAlwaysHeard),
+                    Role::Participant => {}
                 }
                 if self.mode == FloorMode::Open {
                     return Err(MeetingError::OpenFloor);
@@ -960,5 +986,26 @@ mod tests {
             .unwrap();
         let outputs = drain(&mut meeting);
         assert_eq!(sources(&outputs, 2), Some(vec![(1, Audio), (3, Video)]));
+    }
+
+    #[test]
+    fn an_uninvited_observer_watches_and_is_never_heard() {
+        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        assert_eq!(
+            meeting.connect("chinh-phu", PeerId(5), START),
+            Err(MeetingError::NotInvited("chinh-phu".into()))
+        );
+        assert_eq!(
+            meeting.connect_observer("chinh-phu", "Chính phủ", PeerId(5), START),
+            Ok(Entry::Admitted)
+        );
+        let outputs = drain(&mut meeting);
+        assert_eq!(gate(&outputs, 5), Some(false));
+        assert_eq!(meeting.role("chinh-phu"), Some(Role::Observer));
+        assert_eq!(
+            meeting.act("chinh-phu", Action::RequestFloor, START),
+            Err(MeetingError::ObserverCannot)
+        );
     }
 }

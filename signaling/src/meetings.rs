@@ -96,7 +96,16 @@ impl Meetings {
                 in_sfu: false,
             },
         );
-        let entry = running.core.connect(&admission.site_code, peer, now);
+        let entry = match admission.role {
+            Role::Observer => {
+                running
+                    .core
+                    .connect_observer(&admission.site_code, &admission.site_name, peer, now)
+            }
+            Role::Chair | Role::Participant => {
+                running.core.connect(&admission.site_code, peer, now)
+            }
+        };
         if entry.is_err() {
             running.links.remove(&peer);
         }
@@ -266,7 +275,9 @@ pub(crate) fn role_name(role: Role) -> &'static str {
 fn refusal(error: MeetingError) -> ProtocolError {
     let code = match error {
         MeetingError::NotInvited(_) => ErrorCode::Forbidden,
-        MeetingError::ChairOnly | MeetingError::ObserverCannot => ErrorCode::Forbidden,
+        MeetingError::ChairOnly | MeetingError::ObserverCannot | MeetingError::ChairAlwaysHeard => {
+            ErrorCode::Forbidden
+        }
         MeetingError::NotConnected(_) => ErrorCode::NotConnected,
         MeetingError::OpenFloor => ErrorCode::FloorOpen,
         MeetingError::BadLayout => ErrorCode::BadLayout,

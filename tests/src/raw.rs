@@ -59,6 +59,11 @@ impl RawSocket {
         }
     }
 
+    /// Reads and discards what the server sends until it has been quiet for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Some(_)) = tokio::time::timeout(quiet, self.socket.next()).await {}
+    }
+
     /// The next message of type `kind`, skipping others (such as room news).
     pub async fn expect_type(&mut self, kind: &str) -> anyhow::Result<Value> {
         loop {
