@@ -30,6 +30,11 @@ assets! {
     "signaling.js" => "text/javascript; charset=utf-8",
     "home.js" => "text/javascript; charset=utf-8",
     "meeting.js" => "text/javascript; charset=utf-8",
+    "call.js" => "text/javascript; charset=utf-8",
+    "site.html" => "text/html; charset=utf-8",
+    "site.js" => "text/javascript; charset=utf-8",
+    "schedule.html" => "text/html; charset=utf-8",
+    "schedule.js" => "text/javascript; charset=utf-8",
 }
 
 /// The embedded file at `path` (relative to `web/assets/`, no leading slash).

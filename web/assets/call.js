@@ -1,0 +1,528 @@
+// What every meeting page shares: the camera and microphone, one session with the server
+// (a WebSocket and an RTCPeerConnection), the tiles of the remote participants, and the
+// status line and notices of the page.
+//
+// A `Session` is one attempt at being in a room. It publishes the local tracks with one
+// offer right after `joined`; from then on only the server offers, adding and removing the
+// other participants' tracks (docs/signaling.md). Messages are handled strictly in order
+// (signaling.js). The pages (meeting.js for ad-hoc rooms, site.js for scheduled meetings)
+// decide what to join with, what to do with messages beyond the room's own, and when to
+// reconnect.
+//
+// For tests: `window.cauPeerConnection` is the current RTCPeerConnection,
+// `window.cauTracksByMid` the server's latest `tracks` by mid, and
+// `window.cauMetrics.firstRemoteFrameMs` the time from page load to the first remote frame.
+
+import { has, setText } from './i18n.js';
+import { Signaling } from './signaling.js';
+
+export const $ = (id) => document.getElementById(id);
+
+/** Pauses before reconnecting, by attempt; the last repeats. */
+export const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
+
+window.cauMetrics ??= { firstRemoteFrameMs: null, marks: {} };
+
+/** Remember when `name` first happened, in ms since the page started loading. */
+export function mark(name) {
+  window.cauMetrics.marks[name] ??= Math.round(performance.now());
+}
+
+// ---------------------------------------------------------------------------------------
+// Camera and microphone
+
+/**
+ * Open the camera and microphone, falling back to whichever of the two works.
+ * Resolves to `{stream, status, warning}`: `status` is the i18n key saying what happened.
+ */
+export async function openLocalMedia() {
+  mark('media_requested');
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return { stream: new MediaStream(), status: 'media.insecure', warning: true };
+  }
+  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  const attempts = [
+    [{ audio: true, video }, 'media.ready'],
+    [{ audio: true }, 'media.no_camera'],
+    [{ video }, 'media.no_microphone'],
+  ];
+  for (const [constraints, status] of attempts) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      mark('media_opened');
+      return { stream, status, warning: status !== 'media.ready' };
+    } catch (error) {
+      console.warn('getUserMedia', constraints, error);
+      if (error.name === 'NotAllowedError' || error.name === 'SecurityError') {
+        return { stream: new MediaStream(), status: 'media.denied', warning: true };
+      }
+    }
+  }
+  return { stream: new MediaStream(), status: 'media.none', warning: true };
+}
+
+/** Show the microphone's level in `meter`; returns a function that stops it. */
+export function startMicMeter(stream, meter, fill) {
+  const track = stream.getAudioTracks()[0];
+  meter.hidden = !track;
+  if (!track || typeof AudioContext !== 'function') return () => {};
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024;
+  context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  // Browsers start an AudioContext suspended until the user touches the page.
+  const resume = () => context.resume();
+  document.addEventListener('pointerdown', resume, { once: true });
+  let frame = 0;
+  const tick = () => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const sample of samples) sum += sample * sample;
+    const decibels = 10 * Math.log10(sum / samples.length + 1e-12);
+    const level = Math.min(1, Math.max(0, (decibels + 60) / 60));
+    fill.style.width = `${Math.round(level * 100)}%`;
+    frame = requestAnimationFrame(tick);
+  };
+  tick();
+  return () => {
+    cancelAnimationFrame(frame);
+    document.removeEventListener('pointerdown', resume);
+    context.close().catch(() => {});
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// The session
+
+/**
+ * One attempt at being in the room: a WebSocket and an RTCPeerConnection.
+ * It ends (calling `onEnded` once) when the socket closes, the media path fails, or the
+ * user leaves.
+ */
+export class Session {
+  /**
+   * @param {object} options
+   * @param {object} options.join  the `join` message to send when the socket opens
+   * @param {MediaStream} options.stream  what to publish
+   * @param {TileSet} options.tiles  where remote participants go
+   * @param {Set<string>} options.fatalBeforeJoined  error codes before `joined` that end the session
+   * @param {Set<string>} [options.fatalAlways]  error codes that end the session at any time
+   * @param {() => void} options.onJoined
+   * @param {({fatalError}) => void} options.onEnded
+   * @param {(state: string) => void} options.onSignalingState
+   * @param {(message: object) => (boolean | Promise<boolean>)} [options.onOther]
+   *   messages this class does not handle itself; returns whether it knew the type
+   * @param {(message: object) => void} [options.onError]  an `error` that does not end the session
+   */
+  constructor(options) {
+    this.joinMessage = options.join;
+    this.stream = options.stream;
+    this.tiles = options.tiles;
+    this.fatalBeforeJoined = options.fatalBeforeJoined;
+    this.fatalAlways = options.fatalAlways ?? new Set();
+    this.onJoined = options.onJoined;
+    this.onEnded = options.onEnded;
+    this.onSignalingState = options.onSignalingState;
+    this.onOther = options.onOther ?? (() => false);
+    this.onErrorShown = options.onError ?? ((message) => showNotice(`error.${message.code}`, message.message));
+    this.participantId = null;
+    this.pc = null;
+    this.offerSent = false;
+    this.pendingCandidates = [];
+    /** The server's latest `tracks`, by mid: which participant each media line carries. */
+    this.tracksByMid = new Map();
+    /** Remote track id -> stream id (= participant id), from `track` events. */
+    this.streamOfTrack = new Map();
+    /** The first error that made further attempts pointless. */
+    this.fatalError = null;
+    /** In a meeting's lobby, before `joined`. */
+    this.waiting = false;
+    this.ended = false;
+    this.signaling = new Signaling({
+      onMessage: (message) => this.handle(message),
+      onState: (state) => {
+        if (this.ended) return;
+        this.onSignalingState(state);
+        mark(`signaling_${state}`);
+        if (state === 'open') this.signaling.send(this.joinMessage);
+        if (state === 'closed') this.end();
+      },
+      onError: (error) => {
+        console.error('signaling', error);
+        showNotice('error.browser', String(error?.message ?? error));
+      },
+    });
+  }
+
+  /** Send one message to the server; false when the socket is not open. */
+  send(message) {
+    return this.signaling.send(message);
+  }
+
+  sendMute(kind, muted) {
+    if (this.participantId !== null) this.signaling.send({ type: 'mute', kind, muted });
+  }
+
+  /** Say goodbye and close; waits briefly for `left` so the others hear of it at once. */
+  async leave() {
+    if (this.ended) return;
+    // A site waiting in a meeting's lobby may leave too; before that there is nothing to leave.
+    const sent = (this.participantId !== null || this.waiting) && this.signaling.send({ type: 'leave' });
+    if (sent) {
+      await new Promise((resolve) => {
+        this.onLeft = resolve;
+        setTimeout(resolve, 500);
+      });
+    }
+    this.end({ quiet: true });
+  }
+
+  end({ quiet = false } = {}) {
+    if (this.ended) return;
+    this.ended = true;
+    this.signaling.close();
+    if (this.pc) this.pc.close();
+    if (!quiet) this.onEnded({ fatalError: this.fatalError });
+  }
+
+  async handle(message) {
+    if (this.ended) return;
+    mark(`received_${message.type}`);
+    switch (message.type) {
+      case 'joined':
+        return this.onJoinedMessage(message);
+      case 'answer':
+        await this.pc?.setRemoteDescription({ type: 'answer', sdp: String(message.sdp) });
+        return this.syncRemoteTracks();
+      case 'offer':
+        return this.onOffer(message);
+      case 'participant_joined':
+        this.tiles.add(message.participant);
+        return this.syncRemoteTracks();
+      case 'participant_left':
+        return this.tiles.remove(message.participant_id);
+      case 'track_published':
+      case 'track_unpublished':
+        this.tiles.get(message.participant_id)?.setPublished(message.kind, message.type === 'track_published');
+        return undefined;
+      case 'mute':
+        this.tiles.get(message.participant_id)?.setMuted(message.kind, message.muted === true);
+        return undefined;
+      case 'left':
+        this.onLeft?.();
+        return undefined;
+      case 'error':
+        return this.onErrorMessage(message);
+      case 'lobby':
+        this.waiting = true;
+        return this.onOther(message);
+      default:
+        if (!(await this.onOther(message))) console.warn('unknown message from the server', message.type);
+        return undefined;
+    }
+  }
+
+  async onJoinedMessage(message) {
+    this.participantId = String(message.participant_id);
+    this.waiting = false;
+    for (const participant of message.participants ?? []) this.tiles.add(participant);
+    this.onJoined(message);
+
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    window.cauPeerConnection = pc;
+    setConnectionState(pc.connectionState);
+    pc.addEventListener('connectionstatechange', () => {
+      if (this.ended) return;
+      setConnectionState(pc.connectionState);
+      mark(`pc_${pc.connectionState}`);
+      if (pc.connectionState === 'failed') this.end();
+    });
+    pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (!candidate || !candidate.candidate) return;
+      const message = { type: 'candidate', candidate: candidate.candidate };
+      if (candidate.sdpMid !== null) message.sdp_mid = candidate.sdpMid;
+      if (this.offerSent) this.signaling.send(message);
+      else this.pendingCandidates.push(message);
+    });
+    pc.addEventListener('track', ({ track, streams }) => {
+      if (streams[0]) this.streamOfTrack.set(track.id, streams[0].id);
+    });
+
+    for (const track of this.stream.getTracks()) {
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.signaling.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    this.offerSent = true;
+    for (const candidate of this.pendingCandidates.splice(0)) this.signaling.send(candidate);
+
+    // A muted microphone or camera stays muted across a reconnect.
+    for (const track of this.stream.getTracks()) {
+      if (!track.enabled) this.sendMute(track.kind, true);
+    }
+  }
+
+  async onOffer(message) {
+    const pc = this.pc;
+    if (!pc) return;
+    this.tracksByMid = new Map();
+    for (const track of Array.isArray(message.tracks) ? message.tracks : []) {
+      if (track && typeof track.mid === 'string') this.tracksByMid.set(track.mid, track);
+    }
+    window.cauTracksByMid = this.tracksByMid;
+    await pc.setRemoteDescription({ type: 'offer', sdp: String(message.sdp) });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.signaling.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    this.syncRemoteTracks();
+  }
+
+  onErrorMessage(message) {
+    const code = String(message.code ?? 'internal');
+    const text = typeof message.message === 'string' ? message.message : '';
+    if (this.fatalAlways.has(code) || (this.participantId === null && this.fatalBeforeJoined.has(code))) {
+      this.fatalError = { code, message: text };
+      this.end();
+      return;
+    }
+    this.onErrorShown({ code, message: text });
+  }
+
+  /** Put every received track on its participant's `<video>`, by the server's `tracks`. */
+  syncRemoteTracks() {
+    if (!this.pc) return;
+    const wanted = new Map();
+    for (const transceiver of this.pc.getTransceivers()) {
+      const direction = transceiver.currentDirection;
+      if (direction !== 'recvonly' && direction !== 'sendrecv') continue;
+      const track = transceiver.receiver.track;
+      const owner = this.tracksByMid.get(transceiver.mid)?.participant_id
+        ?? this.streamOfTrack.get(track.id);
+      if (!owner || owner === this.participantId) continue;
+      const tracks = wanted.get(owner) ?? {};
+      tracks[track.kind] = track;
+      wanted.set(owner, tracks);
+    }
+    for (const tile of this.tiles.all()) tile.setTracks(wanted.get(tile.id) ?? {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Remote participants
+
+/**
+ * One remote participant: a `<video>` carrying their camera and microphone. The `<video>`
+ * carries `data-participant` (the name), `data-participant-id` and, for a site of a
+ * scheduled meeting, `data-site` (the site code).
+ */
+export class Tile {
+  constructor(participant) {
+    this.id = String(participant.id);
+    this.site = typeof participant.site === 'string' ? participant.site : null;
+    this.tracks = {};
+    this.published = {};
+    this.muted = { audio: participant.audio_muted === true, video: participant.video_muted === true };
+
+    this.element = document.createElement('figure');
+    this.element.className = 'tile';
+    this.element.dataset.participantId = this.id;
+
+    this.video = document.createElement('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.setAttribute('playsinline', '');
+    this.video.dataset.participantId = this.id;
+    if (this.site !== null) {
+      this.element.dataset.site = this.site;
+      this.video.dataset.site = this.site;
+    }
+    this.video.addEventListener('resize', () => this.updateOverlay());
+    this.video.addEventListener('loadeddata', () => this.updateOverlay());
+
+    this.overlay = document.createElement('div');
+    this.overlay.className = 'tile-overlay';
+
+    const caption = document.createElement('figcaption');
+    this.nameLabel = document.createElement('span');
+    this.nameLabel.className = 'tile-name';
+    this.micBadge = document.createElement('span');
+    this.micBadge.className = 'badge badge-mic';
+    setText(this.micBadge, 'meeting.muted_audio');
+    /** Extra badges a page may show (floor, muted by the chair). */
+    this.badges = document.createElement('span');
+    this.badges.className = 'tile-badges';
+    caption.append(this.nameLabel, this.micBadge, this.badges);
+
+    this.element.append(this.video, this.overlay, caption);
+    this.setName(participant.name);
+    this.update();
+  }
+
+  setName(name) {
+    this.name = String(name ?? '');
+    this.video.dataset.participant = this.name;
+    this.nameLabel.textContent = this.name;
+    this.element.title = this.name;
+  }
+
+  setMuted(kind, muted) {
+    if (kind !== 'audio' && kind !== 'video') return;
+    this.muted[kind] = muted;
+    this.update();
+  }
+
+  setPublished(kind, published) {
+    if (kind !== 'audio' && kind !== 'video') return;
+    this.published[kind] = published;
+    this.update();
+  }
+
+  /** Show exactly `tracks` ({audio, video}) on the `<video>`, in one MediaStream. */
+  setTracks(tracks) {
+    if (tracks.audio === this.tracks.audio && tracks.video === this.tracks.video) return;
+    this.tracks = tracks;
+    const list = [tracks.audio, tracks.video].filter(Boolean);
+    this.video.srcObject = list.length > 0 ? new MediaStream(list) : null;
+    if (list.length > 0) this.play();
+    if (tracks.video) this.watchFirstFrame();
+    this.update();
+    this.onTracksChanged?.();
+  }
+
+  play() {
+    this.video.play().catch((error) => {
+      // Autoplay with sound needs a user gesture unless the kiosk allows it: ask for one.
+      const button = $('enable-sound');
+      if (error.name === 'NotAllowedError' && button) button.hidden = false;
+    });
+  }
+
+  watchFirstFrame() {
+    if (window.cauMetrics.firstRemoteFrameMs !== null) return;
+    const record = () => {
+      if (window.cauMetrics.firstRemoteFrameMs === null) {
+        window.cauMetrics.firstRemoteFrameMs = Math.round(performance.now());
+        mark('first_remote_frame');
+      }
+    };
+    if (typeof this.video.requestVideoFrameCallback === 'function') {
+      this.video.requestVideoFrameCallback(record);
+    } else {
+      this.video.addEventListener('loadeddata', record, { once: true });
+    }
+  }
+
+  update() {
+    this.micBadge.hidden = !this.muted.audio;
+    this.element.classList.toggle('audio-muted', this.muted.audio);
+    this.updateOverlay();
+  }
+
+  updateOverlay() {
+    let key = null;
+    if (this.muted.video) key = 'meeting.muted_video';
+    else if (!this.tracks.video) key = 'meeting.waiting_video';
+    else if (this.video.videoWidth === 0) key = 'meeting.waiting_video';
+    this.overlay.hidden = key === null;
+    this.element.classList.toggle('no-video', key !== null);
+    if (key !== null) setText(this.overlay, key);
+  }
+}
+
+/** The remote participants' tiles, by participant id. `onChange` runs after each change. */
+export class TileSet {
+  /**
+   * @param {object} hooks
+   * @param {(tile: Tile) => void} hooks.place  put a new tile's element in the page
+   * @param {() => void} [hooks.onChange]
+   */
+  constructor({ place, onChange = () => {} }) {
+    this.tiles = new Map();
+    this.place = place;
+    this.onChange = onChange;
+  }
+
+  get size() {
+    return this.tiles.size;
+  }
+
+  get(id) {
+    return this.tiles.get(id);
+  }
+
+  all() {
+    return [...this.tiles.values()];
+  }
+
+  add(participant) {
+    if (!participant || typeof participant.id !== 'string') return;
+    const existing = this.tiles.get(participant.id);
+    if (existing) {
+      existing.setName(participant.name);
+      return;
+    }
+    const tile = new Tile(participant);
+    tile.onTracksChanged = () => this.onChange();
+    this.tiles.set(tile.id, tile);
+    this.place(tile);
+    this.onChange();
+  }
+
+  remove(id) {
+    const tile = this.tiles.get(id);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    tile.element.remove();
+    this.tiles.delete(id);
+    this.onChange();
+  }
+
+  clear() {
+    for (const id of [...this.tiles.keys()]) this.remove(id);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Status, notices, views: the pages share these element ids.
+
+/** Show the signaling state; `attempt` is shown while reconnecting. */
+export function setSignalingState(state, attempt = 0) {
+  const element = $('signaling-state');
+  element.dataset.state = state;
+  const value = element.querySelector('.status-value');
+  if (state === 'reconnecting') setText(value, 'state.reconnecting', { attempt });
+  else setText(value, `state.${state}`);
+}
+
+/** Show the RTCPeerConnection's connectionState; `data-state` is exactly that value. */
+export function setConnectionState(state) {
+  const element = $('connection-state');
+  element.dataset.state = state;
+  setText(element.querySelector('.status-value'), `state.${state}`);
+}
+
+/** Show an error: the localised text for `key`, and the server's own words under it. */
+export function showNotice(key, detail = '', vars = undefined) {
+  const known = has(key);
+  setText($('notice-title'), 'error.title');
+  setText($('notice-message'), known ? key : 'error.server_said', known ? vars : { message: detail });
+  const detailElement = $('notice-detail');
+  if (known && detail) setText(detailElement, 'error.server_said', { message: detail });
+  else {
+    delete detailElement.dataset.i18n;
+    detailElement.textContent = '';
+  }
+  $('notice').hidden = false;
+}
+
+export function hideNotice() {
+  $('notice').hidden = true;
+}
+
+export function showView(id) {
+  for (const view of document.querySelectorAll('.view')) view.hidden = view.id !== id;
+  document.body.dataset.view = id;
+}
