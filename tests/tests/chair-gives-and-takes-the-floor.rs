@@ -3,45 +3,25 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cau_signaling::model::format_time;
+use cau_tests::api::{admin_config, link_for, now_millis, schedule, token_in};
 use cau_tests::client::{ClientConfig, MediaKind, TestClient, parse_tagged_payload};
 use cau_tests::server::start_test_server_with;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chair_gives_and_takes_the_floor() -> anyhow::Result<()> {
-    let server = start_test_server_with(&format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"")).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let request = json!({
-        "title": "Giao ban <trực tuyến>",
-        "start": format_time(now - 60_000),
-        "end": format_time(now + 3_600_000),
-        "chair": "cao-bang",
-        "sites": ["ha-quang", "tra-linh"],
-        "floor_mode": "chair",
-    });
-    let (status, meeting) = post_json(server.http_addr(), "/api/meetings", &request).await?;
-    if status != 201 {
-        bail!("creating the meeting answered {status}: {meeting}");
-    }
-    let token = |site: &str| -> anyhow::Result<String> {
-        let links = meeting["links"]
-            .as_array()
-            .context("no links in the answer")?;
-        let url = links
-            .iter()
-            .find(|l| l["site"] == site)
-            .and_then(|l| l["url"].as_str())
-            .with_context(|| format!("no link for {site}"))?;
-        let (_, token) = url.split_once("token=").context("a link without a token")?;
-        Ok(token.to_owned())
-    };
+    let server = start_test_server_with(&admin_config()).await?;
+    let now = now_millis();
+    let meeting = schedule(
+        server.http_addr(),
+        now - 60_000,
+        now + 3_600_000,
+        &["ha-quang", "tra-linh"],
+    )
+    .await?;
+    let token = |site: &str| link_for(&meeting, site).and_then(|link| token_in(&link));
 
     // The communes wait in the lobby; the chair enters at once and opens the meeting.
     let ws = server.ws_url();
@@ -228,31 +208,4 @@ async fn keep_sending(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// POSTs JSON with the admin token; returns the status and the JSON answer.
-async fn post_json(
-    addr: std::net::SocketAddr,
-    path: &str,
-    body: &Value,
-) -> anyhow::Result<(u16, Value)> {
-    let body = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await??;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    let (_, body) = text.split_once("\r\n\r\n").context("no body")?;
-    let json = serde_json::from_str(body).with_context(|| format!("not JSON: {body:.200}"))?;
-    Ok((status, json))
 }

@@ -3,23 +3,19 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cau_signaling::model::format_time;
+use cau_tests::api::{admin_config, link_for, now_millis, request, schedule, token_in};
 use cau_tests::raw::RawSocket;
 use cau_tests::server::start_test_server_with;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 const QUIET: Duration = Duration::from_millis(300);
 const MINUTE: i64 = 60_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn meeting_roles_and_tokens_are_enforced() -> anyhow::Result<()> {
-    let server = start_test_server_with(&format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"")).await?;
+    let server = start_test_server_with(&admin_config()).await?;
     let addr = server.http_addr();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
+    let now = now_millis();
     let meeting = schedule(
         addr,
         now - MINUTE,
@@ -38,11 +34,11 @@ async fn meeting_roles_and_tokens_are_enforced() -> anyhow::Result<()> {
     if status != 201 && status != 200 {
         bail!("issuing an observer link answered {status}: {observer}");
     }
-    let observer_token = token_of(&observer["url"])?;
+    let observer_token = token_in(observer["url"].as_str().context("no url")?)?;
 
     let ws = server.ws_url();
-    let mut chair = join(&ws, &token_for(&meeting, "cao-bang")?, "joined").await?;
-    let mut commune = join(&ws, &token_for(&meeting, "ha-quang")?, "lobby").await?;
+    let mut chair = join(&ws, &token_in(&link_for(&meeting, "cao-bang")?)?, "joined").await?;
+    let mut commune = join(&ws, &token_in(&link_for(&meeting, "ha-quang")?)?, "lobby").await?;
     let mut it = join(&ws, &observer_token, "joined").await?;
 
     // Before the chair opens the meeting, a commune in the lobby can do nothing.
@@ -118,7 +114,7 @@ async fn meeting_roles_and_tokens_are_enforced() -> anyhow::Result<()> {
     }
 
     // Tokens: forged, revoked by a reissue, not yet valid, expired, cancelled meeting.
-    let commune_token = token_for(&meeting, "ha-quang")?;
+    let commune_token = token_in(&link_for(&meeting, "ha-quang")?)?;
     let mut forged = commune_token.clone();
     let last = forged.pop().context("an empty token")?;
     forged.push(if last == 'A' { 'B' } else { 'A' });
@@ -135,15 +131,34 @@ async fn meeting_roles_and_tokens_are_enforced() -> anyhow::Result<()> {
     if status != 200 && status != 201 {
         bail!("reissuing answered {status}: {reissued}");
     }
-    refused(&ws, &token_for(&meeting, "tra-linh")?, "token_revoked").await?;
-    join(&ws, &token_of(&reissued["url"])?, "joined")
-        .await
-        .context("the reissued link")?;
+    refused(
+        &ws,
+        &token_in(&link_for(&meeting, "tra-linh")?)?,
+        "token_revoked",
+    )
+    .await?;
+    join(
+        &ws,
+        &token_in(reissued["url"].as_str().context("no url")?)?,
+        "joined",
+    )
+    .await
+    .context("the reissued link")?;
 
     let later = schedule(addr, now + 180 * MINUTE, now + 240 * MINUTE, &["tra-linh"]).await?;
-    refused(&ws, &token_for(&later, "tra-linh")?, "token_not_yet_valid").await?;
+    refused(
+        &ws,
+        &token_in(&link_for(&later, "tra-linh")?)?,
+        "token_not_yet_valid",
+    )
+    .await?;
     let over = schedule(addr, now - 180 * MINUTE, now - 120 * MINUTE, &["ha-quang"]).await?;
-    refused(&ws, &token_for(&over, "ha-quang")?, "token_expired").await?;
+    refused(
+        &ws,
+        &token_in(&link_for(&over, "ha-quang")?)?,
+        "token_expired",
+    )
+    .await?;
     let later_id = later["id"].as_str().context("no id")?;
     let (status, _) = request(
         addr,
@@ -155,7 +170,12 @@ async fn meeting_roles_and_tokens_are_enforced() -> anyhow::Result<()> {
     if status >= 300 {
         bail!("cancelling answered {status}");
     }
-    refused(&ws, &token_for(&later, "tra-linh")?, "meeting_cancelled").await?;
+    refused(
+        &ws,
+        &token_in(&link_for(&later, "tra-linh")?)?,
+        "meeting_cancelled",
+    )
+    .await?;
     Ok(())
 }
 
@@ -208,69 +228,4 @@ async fn refused(ws: &str, token: &str, code: &str) -> anyhow::Result<()> {
         .expect_refusal(json!({"type": "join", "token": token}).to_string(), code)
         .await
         .map(|_| ())
-}
-
-async fn schedule(
-    addr: std::net::SocketAddr,
-    start: i64,
-    end: i64,
-    sites: &[&str],
-) -> anyhow::Result<Value> {
-    let body = json!({
-        "title": "Kiểm tra quyền",
-        "start": format_time(start),
-        "end": format_time(end),
-        "chair": "cao-bang",
-        "sites": sites,
-        "floor_mode": "chair",
-    });
-    let (status, meeting) = request(addr, "POST", "/api/meetings", Some(&body)).await?;
-    if status != 201 {
-        bail!("scheduling answered {status}: {meeting}");
-    }
-    Ok(meeting)
-}
-
-fn token_for(meeting: &Value, site: &str) -> anyhow::Result<String> {
-    let link = meeting["links"]
-        .as_array()
-        .and_then(|links| links.iter().find(|l| l["site"] == site))
-        .with_context(|| format!("no link for {site}"))?;
-    token_of(&link["url"])
-}
-
-fn token_of(url: &Value) -> anyhow::Result<String> {
-    let url = url.as_str().context("no url")?;
-    Ok(url
-        .split_once("token=")
-        .context("a link without a token")?
-        .1
-        .to_owned())
-}
-
-/// An HTTP request with the admin token and an optional JSON body.
-async fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await??;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    let (_, body) = text.split_once("\r\n\r\n").context("no body")?;
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }

@@ -4,12 +4,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cau_signaling::model::format_time;
+use cau_tests::api::{ADMIN_TOKEN, now_millis, request};
 use cau_tests::client::{ClientConfig, MediaKind, TestClient, parse_tagged_payload};
 use cau_tests::server::start_test_server_with;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// Joining 57 sites and renegotiating with each takes a while on two cores.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// The floor holder.
@@ -22,10 +21,8 @@ async fn province_meets_all_communes() -> anyhow::Result<()> {
         "[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[limits]\nmax_participants_per_room = 64"
     ))
     .await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let request = json!({
+    let now = now_millis();
+    let body = json!({
         "title": "Hội nghị trực tuyến toàn tỉnh",
         "start": format_time(now - 60_000),
         "end": format_time(now + 3_600_000),
@@ -33,7 +30,8 @@ async fn province_meets_all_communes() -> anyhow::Result<()> {
         "all_communes": true,
         "floor_mode": "chair",
     });
-    let (status, meeting) = post_json(server.http_addr(), "/api/meetings", &request).await?;
+    let (status, meeting) =
+        request(server.http_addr(), "POST", "/api/meetings", Some(&body)).await?;
     if status != 201 {
         bail!("creating the meeting answered {status}: {meeting}");
     }
@@ -192,31 +190,4 @@ async fn send_until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-/// POSTs JSON with the admin token; returns the status and the JSON answer.
-async fn post_json(
-    addr: std::net::SocketAddr,
-    path: &str,
-    body: &Value,
-) -> anyhow::Result<(u16, Value)> {
-    let body = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await??;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    let (_, body) = text.split_once("\r\n\r\n").context("no body")?;
-    let json = serde_json::from_str(body).with_context(|| format!("not JSON: {body:.200}"))?;
-    Ok((status, json))
 }
