@@ -68,8 +68,7 @@ enum ShellCommand {
 ///
 /// `config.candidate_addr` may name a port of 0: it is replaced by the bound port.
 pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHandle> {
-    let std_socket = std::net::UdpSocket::bind(listen)?;
-    std_socket.set_nonblocking(true)?;
+    let std_socket = bind_media_socket(listen)?;
     let local_addr = std_socket.local_addr()?;
     config.candidate_addr.set_port(local_addr.port());
     let mut socket = UdpSocket::from_std(std_socket);
@@ -97,6 +96,31 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
         local_addr,
         shared,
     })
+}
+
+/// The socket buffers asked of the kernel (it caps them at `net.core.rmem_max` and
+/// `wmem_max`). The default, about 200 KiB, holds under a second of a 58-site meeting's
+/// traffic and overflows when keyframes from many sites, or a flood of garbage, arrive
+/// while the media thread is busy: every datagram dropped there is media lost.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Binds the media socket, non-blocking, with large buffers.
+fn bind_media_socket(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // A smaller buffer than asked for is still a working socket: log, do not fail.
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!("cannot enlarge the media receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!("cannot enlarge the media send buffer: {e}");
+    }
+    socket.bind(&listen.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 impl SfuHandle {

@@ -74,7 +74,14 @@ async fn garbage_on_media_port_disturbs_no_call() -> anyhow::Result<()> {
                         .is_ok()
                 })
                 .await;
-            receiver.check_received_exactly(sender.participant_id(), kind, tag, PACKETS)?;
+            receiver
+                .check_received_exactly(sender.participant_id(), kind, tag, PACKETS)
+                .with_context(|| {
+                    format!(
+                        "the server's media socket dropped {:?} datagrams in the kernel",
+                        kernel_drops(media_addr.port())
+                    )
+                })?;
         }
     }
     let stats = server.sfu_stats();
@@ -94,6 +101,20 @@ async fn garbage_on_media_port_disturbs_no_call() -> anyhow::Result<()> {
     anh.leave().await?;
     binh.leave().await?;
     Ok(())
+}
+
+/// Datagrams the kernel dropped for the UDP socket bound to `port` (its receive buffer
+/// was full), from /proc/net/udp, to tell loss in the server from loss elsewhere.
+fn kernel_drops(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let bound_here = fields
+            .get(1)
+            .is_some_and(|address| address.ends_with(&local));
+        bound_here.then(|| fields.last()?.parse().ok()).flatten()
+    })
 }
 
 /// The server's ICE username fragment in the answer it gave `client`.
