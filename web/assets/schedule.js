@@ -1,8 +1,12 @@
 // The secretary's scheduling page, /schedule: list, create, edit and cancel meetings,
 // hand out each invited site's join link, and download the calendar entry and the roll call.
 //
+// It also keeps the site directory (danh mục điểm cầu): rename a site, change its tier,
+// delete it, add one.
+//
 // Every call goes to the REST API (GET/POST /api/meetings, PUT /api/meetings/<id>,
-// POST /api/meetings/<id>/cancel, GET /api/sites) with the admin token as a bearer token;
+// POST /api/meetings/<id>/cancel, GET/POST /api/sites, PUT/DELETE /api/sites/<code>)
+// with the admin token as a bearer token;
 // the token stays in sessionStorage, so it is gone when the tab closes. Everything that
 // came from the server is shown with textContent.
 
@@ -21,6 +25,28 @@ let editing = null;
 /** The meeting whose links are shown, for the .ics and CSV buttons. */
 let shownMeeting = null;
 const checkboxes = new Map();
+
+// The site directory.
+/** A site's code: lowercase ASCII letters and digits, words joined by single hyphens. */
+const SITE_CODE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const MAX_SITE_CODE_LEN = 64;
+const MAX_SITE_NAME_CHARS = 120;
+/**
+ * Where a site stands, as one choice: its tier, and for the commune tier whether it is a
+ * commune (xã), a ward (phường) or not classified. The value is `tier` or `tier:kind`.
+ */
+const PLACES = {
+  central: 'directory.place_central',
+  province: 'directory.place_province',
+  'commune:commune': 'directory.place_commune',
+  'commune:ward': 'directory.place_ward',
+  'commune:': 'directory.place_commune_level',
+};
+
+/** The row being edited: {code, name, place} as typed so far, or null. */
+let siteDraft = null;
+/** Whether the secretary typed the new site's code (then the name stops suggesting one). */
+let codeTyped = false;
 
 mountLanguageSwitch($('lang-switch'));
 applyI18n();
@@ -124,14 +150,19 @@ async function start() {
   $('schedule-view').hidden = false;
   $('sign-out').hidden = false;
   try {
-    const directory = await api('GET', '/api/sites');
-    sites = Array.isArray(directory) ? directory.filter((site) => site && typeof site.code === 'string') : [];
+    await loadSites();
     renderSiteChoices();
     resetForm();
+    renderDirectory();
     await loadMeetings();
   } catch (error) {
     notify(error);
   }
+}
+
+async function loadSites() {
+  const directory = await api('GET', '/api/sites');
+  sites = Array.isArray(directory) ? directory.filter((site) => site && typeof site.code === 'string') : [];
 }
 
 async function loadMeetings() {
@@ -180,6 +211,7 @@ function setup() {
     event.preventDefault();
     submitForm();
   });
+  setupDirectory();
   $('links-ics').addEventListener('click', () => {
     if (shownMeeting) download(`/api/meetings/${encodeURIComponent(shownMeeting.id)}.ics`, `${shownMeeting.id}.ics`);
   });
@@ -515,14 +547,389 @@ function hideFormError() {
   $('form-error').hidden = true;
 }
 
-function showSuccess(key) {
+function showSuccess(key, vars) {
   const element = $('success');
-  setText(element, key);
+  setText(element, key, vars);
   element.hidden = false;
   clearTimeout(showSuccess.timer);
   showSuccess.timer = setTimeout(() => {
     element.hidden = true;
   }, 6000);
+}
+
+// ---------------------------------------------------------------------------------------
+// The site directory
+
+function setupDirectory() {
+  fillPlaces($('new-site-place'), 'commune:commune');
+  $('directory-filter').addEventListener('input', () => renderDirectory());
+  $('directory-refresh').addEventListener('click', async () => {
+    hideDirectoryMessages();
+    try {
+      await loadSites();
+      siteDraft = siteDraft && sites.some((site) => site.code === siteDraft.code) ? siteDraft : null;
+      sitesChanged();
+    } catch (error) {
+      showDirectoryError({ error });
+    }
+  });
+  $('new-site-name').addEventListener('input', () => {
+    if (!codeTyped) $('new-site-code').value = suggestCode($('new-site-name').value);
+  });
+  $('new-site-code').addEventListener('input', () => {
+    codeTyped = $('new-site-code').value !== '';
+  });
+  $('site-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    addSite();
+  });
+}
+
+function placeOf(site) {
+  return site.tier === 'commune' ? `commune:${site.kind ?? ''}` : String(site.tier);
+}
+
+/** The `tier` and `kind` fields of a request for a place. */
+function placeFields(place) {
+  const [tier, kind] = place.split(':');
+  return kind ? { tier, kind } : { tier };
+}
+
+function fillPlaces(select, selected) {
+  select.replaceChildren(...Object.entries(PLACES).map(([place, key]) => {
+    const option = document.createElement('option');
+    option.value = place;
+    setText(option, key);
+    return option;
+  }));
+  select.value = selected in PLACES ? selected : 'commune:';
+}
+
+/** Text folded for searching: no diacritics, đ as d, lowercase. */
+function fold(text) {
+  return String(text ?? '')
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[đĐ]/g, 'd')
+    .toLowerCase();
+}
+
+/** The directory's convention: the name without "Xã" or "Phường", as a slug. */
+function suggestCode(name) {
+  return fold(name)
+    .trim()
+    .replace(/^(xa|phuong)\s+/, '')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, MAX_SITE_CODE_LEN)
+    .replace(/-+$/, '');
+}
+
+function renderDirectory() {
+  const filter = fold($('directory-filter').value.trim());
+  const shown = filter ? sites.filter((site) => fold(`${site.name} ${site.code}`).includes(filter)) : sites;
+  $('directory').replaceChildren(...shown.map((site) => (
+    siteDraft?.code === site.code ? siteEditRow(site) : siteRow(site)
+  )));
+  if (filter) setText($('directory-count'), 'directory.count_filtered', { shown: shown.length, count: sites.length });
+  else setText($('directory-count'), 'directory.count', { count: sites.length });
+  const empty = $('directory-empty');
+  empty.hidden = shown.length > 0;
+  if (shown.length === 0) setText(empty, filter ? 'directory.no_match' : 'directory.none');
+}
+
+function siteRow(site) {
+  const row = document.createElement('tr');
+  row.dataset.site = site.code;
+  const code = document.createElement('td');
+  const codeText = document.createElement('code');
+  codeText.className = 'site-code';
+  codeText.textContent = site.code;
+  code.append(codeText);
+  const name = document.createElement('td');
+  name.className = 'directory-name';
+  name.textContent = site.name;
+  const tier = document.createElement('td');
+  tier.className = 'directory-tier';
+  const tierText = document.createElement('span');
+  if (TIERS.includes(site.tier)) setText(tierText, `directory.tier_${site.tier}`);
+  else tierText.textContent = String(site.tier ?? '');
+  tier.append(tierText);
+  if (site.kind === 'ward' || site.kind === 'commune') {
+    const kind = document.createElement('span');
+    kind.className = 'kind-tag';
+    kind.dataset.kind = site.kind;
+    setText(kind, `directory.kind_${site.kind}`);
+    tier.append(' ', kind);
+  }
+  const actionsCell = document.createElement('td');
+  const actions = document.createElement('div');
+  actions.className = 'row-actions';
+  actionsCell.append(actions);
+  actions.append(
+    smallButton('directory.edit', 'edit', () => startSiteEdit(site)),
+    smallButton('directory.delete', 'delete', (button) => deleteSite(site, button), 'danger-button'),
+  );
+  row.append(code, name, tier, actionsCell);
+  return row;
+}
+
+function siteEditRow(site) {
+  const draft = siteDraft;
+  const row = document.createElement('tr');
+  row.dataset.site = site.code;
+  row.className = 'editing';
+  const code = document.createElement('td');
+  const codeText = document.createElement('code');
+  codeText.className = 'site-code';
+  codeText.textContent = site.code;
+  code.append(codeText);
+
+  const nameCell = document.createElement('td');
+  const name = document.createElement('input');
+  name.className = 'directory-name-input';
+  name.maxLength = MAX_SITE_NAME_CHARS;
+  name.required = true;
+  name.value = draft.name;
+  labelWith(name, 'directory.name_label', { code: site.code });
+  name.addEventListener('input', () => {
+    draft.name = name.value;
+  });
+  nameCell.append(name);
+
+  const tierCell = document.createElement('td');
+  const place = document.createElement('select');
+  place.className = 'directory-place';
+  fillPlaces(place, draft.place);
+  labelWith(place, 'directory.tier_label', { code: site.code });
+  place.addEventListener('change', () => {
+    draft.place = place.value;
+  });
+  tierCell.append(place);
+
+  const actionsCell = document.createElement('td');
+  const actions = document.createElement('div');
+  actions.className = 'row-actions';
+  actionsCell.append(actions);
+  actions.append(
+    smallButton('directory.save', 'save', (button) => saveSite(site, button), 'primary'),
+    smallButton('directory.discard', 'discard', () => stopSiteEdit()),
+  );
+  for (const field of [name, place]) {
+    field.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        saveSite(site, actions.querySelector('[data-action="save"]'));
+      } else if (event.key === 'Escape') {
+        event.preventDefault();
+        stopSiteEdit();
+      }
+    });
+  }
+  row.append(code, nameCell, tierCell, actionsCell);
+  return row;
+}
+
+function smallButton(key, action, handler, className = '') {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `small ${className}`.trim();
+  button.dataset.action = action;
+  setText(button, key);
+  button.addEventListener('click', () => handler(button));
+  return button;
+}
+
+/** An accessible name for a field without a visible label, kept across language switches. */
+function labelWith(element, key, vars) {
+  element.dataset.i18nAriaLabel = key;
+  element.dataset.i18nVars = JSON.stringify(vars);
+  element.setAttribute('aria-label', t(key, vars));
+}
+
+function startSiteEdit(site) {
+  hideDirectoryMessages();
+  siteDraft = { code: site.code, name: site.name, place: placeOf(site) };
+  renderDirectory();
+  const input = document.querySelector(`#directory tr[data-site="${CSS.escape(site.code)}"] .directory-name-input`);
+  input?.focus();
+  input?.select();
+}
+
+function stopSiteEdit() {
+  const code = siteDraft?.code;
+  siteDraft = null;
+  renderDirectory();
+  if (code) document.querySelector(`#directory tr[data-site="${CSS.escape(code)}"] [data-action="edit"]`)?.focus();
+}
+
+async function saveSite(site, button) {
+  hideDirectoryMessages();
+  const draft = siteDraft;
+  if (!draft || draft.code !== site.code) return;
+  const name = draft.name.trim();
+  if (!name || name.length > MAX_SITE_NAME_CHARS) {
+    showDirectoryError({ key: 'api.invalid_site_name' });
+    return;
+  }
+  button.disabled = true;
+  try {
+    const updated = await api('PUT', `/api/sites/${encodeURIComponent(site.code)}`, { name, ...placeFields(draft.place) });
+    replaceSite(site.code, updated);
+    if (siteDraft === draft) siteDraft = null;
+    sitesChanged();
+    showDirectoryStatus('directory.saved', { name: updated?.name ?? name });
+  } catch (error) {
+    button.disabled = false;
+    if (error instanceof ApiError && error.code === 'site_not_found') {
+      await reloadSitesQuietly();
+    }
+    showDirectoryError({ error });
+  }
+}
+
+async function deleteSite(site, button) {
+  hideDirectoryMessages();
+  if (!window.confirm(t('directory.confirm_delete', { name: site.name, code: site.code }))) return;
+  button.disabled = true;
+  try {
+    await api('DELETE', `/api/sites/${encodeURIComponent(site.code)}`);
+    sites = sites.filter((other) => other.code !== site.code);
+    if (siteDraft?.code === site.code) siteDraft = null;
+    sitesChanged();
+    showDirectoryStatus('directory.deleted', { name: site.name });
+  } catch (error) {
+    button.disabled = false;
+    let blocking = [];
+    if (error instanceof ApiError && error.code === 'site_in_use') {
+      // The refusal names the meetings by id: show their titles and times.
+      try {
+        await loadMeetings();
+      } catch {
+        // The list stays as it was.
+      }
+      blocking = meetings.filter((meeting) => error.message.includes(meeting.id));
+    } else if (error instanceof ApiError && error.code === 'site_not_found') {
+      await reloadSitesQuietly();
+    }
+    showDirectoryError({ error, meetings: blocking });
+  }
+}
+
+async function addSite() {
+  hideDirectoryMessages();
+  const name = $('new-site-name').value.trim();
+  const code = $('new-site-code').value.trim();
+  if (!name || name.length > MAX_SITE_NAME_CHARS) {
+    showDirectoryError({ key: 'api.invalid_site_name' });
+    $('new-site-name').focus();
+    return;
+  }
+  if (code.length > MAX_SITE_CODE_LEN || !SITE_CODE.test(code)) {
+    showDirectoryError({ key: 'api.invalid_site_code' });
+    $('new-site-code').focus();
+    return;
+  }
+  const button = $('new-site-submit');
+  button.disabled = true;
+  try {
+    const created = await api('POST', '/api/sites', { code, name, ...placeFields($('new-site-place').value) });
+    sites = [...sites.filter((site) => site.code !== created.code), created];
+    $('new-site-name').value = '';
+    $('new-site-code').value = '';
+    codeTyped = false;
+    $('directory-filter').value = '';
+    sitesChanged();
+    showDirectoryStatus('directory.added', { name: created.name, code: created.code });
+    const row = document.querySelector(`#directory tr[data-site="${CSS.escape(created.code)}"]`);
+    if (row) {
+      row.classList.add('just-added');
+      row.scrollIntoView({ block: 'nearest' });
+    }
+  } catch (error) {
+    showDirectoryError({ error });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function replaceSite(code, updated) {
+  if (!updated || typeof updated.code !== 'string') return;
+  sites = sites.map((site) => (site.code === code ? updated : site));
+}
+
+async function reloadSitesQuietly() {
+  try {
+    await loadSites();
+    if (siteDraft && !sites.some((site) => site.code === siteDraft.code)) siteDraft = null;
+    sitesChanged();
+  } catch {
+    // The error being shown matters more.
+  }
+}
+
+/** After the directory changed: its table, the meeting form's choices, the names shown. */
+function sitesChanged() {
+  renderDirectory();
+  refreshSiteChoices();
+  renderMeetings();
+  if (shownMeeting) renderLinks(shownMeeting);
+}
+
+/** Rebuild the form's site choices, keeping the chair and the ticks being made. */
+function refreshSiteChoices() {
+  const chair = $('chair').value;
+  const ticked = new Set([...checkboxes].filter(([, box]) => box.checked).map(([code]) => code));
+  renderSiteChoices();
+  if (sites.some((site) => site.code === chair)) $('chair').value = chair;
+  else {
+    const province = sites.find((site) => site.tier === 'province');
+    if (province) $('chair').value = province.code;
+  }
+  for (const [code, box] of checkboxes) box.checked = ticked.has(code);
+  updateChairChoice();
+}
+
+function showDirectoryError({ key, error, meetings: blocking = [] }) {
+  const detail = $('directory-error-detail');
+  const list = $('directory-error-list');
+  list.replaceChildren();
+  detail.textContent = '';
+  delete detail.dataset.i18n;
+  delete detail.dataset.i18nVars;
+  if (error) {
+    const described = describe(error);
+    setText($('directory-error-text'), described.key, described.vars);
+    if (described.detail) setText(detail, 'error.server_said', { message: described.detail });
+    for (const meeting of blocking) {
+      const item = document.createElement('li');
+      setText(item, 'directory.in_use_meeting', {
+        title: String(meeting.title ?? meeting.id),
+        time: formatRange(meeting.start, meeting.end),
+      });
+      list.append(item);
+    }
+  } else {
+    setText($('directory-error-text'), key);
+  }
+  const box = $('directory-error');
+  box.hidden = false;
+  box.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+}
+
+function showDirectoryStatus(key, vars) {
+  const element = $('directory-status');
+  setText(element, key, vars);
+  element.hidden = false;
+  clearTimeout(showDirectoryStatus.timer);
+  showDirectoryStatus.timer = setTimeout(() => {
+    element.hidden = true;
+  }, 8000);
+}
+
+function hideDirectoryMessages() {
+  $('directory-error').hidden = true;
+  $('directory-status').hidden = true;
 }
 
 // ---------------------------------------------------------------------------------------
