@@ -73,9 +73,25 @@ pub async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
+    let (status, text) = request_as(addr, method, path, Some(ADMIN_TOKEN), body).await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// An HTTP request with the bearer token `token` (none if `None`); returns the status
+/// and the body as text.
+pub async fn request_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, String)> {
     let body = body.map(Value::to_string).unwrap_or_default();
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -92,5 +108,5 @@ pub async fn request(
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("not an HTTP answer: {text:.80}"))?;
     let (_, body) = text.split_once("\r\n\r\n").context("no body")?;
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    Ok((status, body.to_owned()))
 }
