@@ -29,6 +29,9 @@ use cau_sfu::{MediaKind, PeerId};
 
 use crate::model::{AttendanceRecord, AttendanceStatus, FloorMode, Millis, Role};
 
+/// The publishers and kinds one connection receives.
+type Sources = HashSet<(PeerId, MediaKind)>;
+
 /// The most sites the chair can put on the main screen.
 pub const MAX_LAYOUT: usize = 4;
 
@@ -522,7 +525,7 @@ impl Meeting {
 
     /// Recomputes who is heard and who receives what, and tells the shell of every change.
     fn changed(&mut self) {
-        let wanted: Vec<(String, bool, Option<HashSet<(PeerId, MediaKind)>>)> = self
+        let wanted: Vec<(String, bool, Option<Sources>)> = self
             .sites
             .iter()
             .map(|(code, state)| {
@@ -538,14 +541,12 @@ impl Meeting {
             let Some(connection) = state.connection.as_mut() else {
                 continue;
             };
-            if let Some(sources) = sources {
-                if connection.sources.as_ref() != Some(&sources) {
-                    connection.sources = Some(sources.clone());
-                    self.outputs.push_back(Output::Subscriptions {
-                        peer: connection.peer,
-                        sources,
-                    });
-                }
+            if let Some(sources) = sources.filter(|s| connection.sources.as_ref() != Some(s)) {
+                connection.sources = Some(sources.clone());
+                self.outputs.push_back(Output::Subscriptions {
+                    peer: connection.peer,
+                    sources,
+                });
             }
             if connection.audio_allowed != Some(heard) {
                 connection.audio_allowed = Some(heard);
