@@ -2,5 +2,7 @@
 pub mod api;
 pub mod browser;
 pub mod client;
+pub mod http;
 pub mod raw;
+pub mod rest;
 pub mod server;
