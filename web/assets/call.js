@@ -489,6 +489,32 @@ export class TileSet {
 // Status, notices, views: the pages share these element ids.
 
 /** Show the signaling state; `attempt` is shown while reconnecting. */
+/**
+ * Shows the state of the own microphone and camera on the meeting controls and the
+ * self-view. `micLocked`: the microphone button is disabled (a meeting where the site
+ * does not hold the floor).
+ */
+export function updateLocalControls(localStream, micLocked = false) {
+  const audio = localStream.getAudioTracks()[0];
+  const video = localStream.getVideoTracks()[0];
+  const micButton = $('mic-button');
+  const micOff = !audio || !audio.enabled;
+  micButton.disabled = !audio || micLocked;
+  micButton.setAttribute('aria-pressed', String(micOff));
+  micButton.classList.toggle('off', micOff);
+  setText(micButton, micOff ? 'meeting.mic_on' : 'meeting.mic_off');
+  $('self-mic-badge').hidden = !micOff;
+
+  const cameraButton = $('camera-button');
+  const cameraOff = !video || !video.enabled;
+  cameraButton.disabled = !video;
+  cameraButton.setAttribute('aria-pressed', String(cameraOff));
+  cameraButton.classList.toggle('off', cameraOff);
+  setText(cameraButton, cameraOff ? 'meeting.cam_on' : 'meeting.cam_off');
+  $('self-tile').classList.toggle('no-video', cameraOff);
+  setText($('self-overlay'), video ? 'meeting.muted_video' : 'meeting.no_video');
+}
+
 export function setSignalingState(state, attempt = 0) {
   const element = $('signaling-state');
   element.dataset.state = state;

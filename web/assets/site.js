@@ -19,7 +19,7 @@
 import { applyI18n, language, mountLanguageSwitch, onLanguageChange, setText, t } from './i18n.js';
 import {
   $, RECONNECT_DELAYS_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
-  setSignalingState, showNotice, showView, startMicMeter,
+  setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
 
 /** Errors before `joined` that another attempt would only repeat. */
@@ -401,24 +401,7 @@ function setMic(on) {
 }
 
 function updateControls() {
-  const audio = localStream.getAudioTracks()[0];
-  const video = localStream.getVideoTracks()[0];
-  const micButton = $('mic-button');
-  const micOff = !audio || !audio.enabled;
-  micButton.disabled = !audio || micAllowed === false;
-  micButton.setAttribute('aria-pressed', String(micOff));
-  micButton.classList.toggle('off', micOff);
-  setText(micButton, micOff ? 'meeting.mic_on' : 'meeting.mic_off');
-  $('self-mic-badge').hidden = !micOff;
-
-  const cameraButton = $('camera-button');
-  const cameraOff = !video || !video.enabled;
-  cameraButton.disabled = !video;
-  cameraButton.setAttribute('aria-pressed', String(cameraOff));
-  cameraButton.classList.toggle('off', cameraOff);
-  setText(cameraButton, cameraOff ? 'meeting.cam_on' : 'meeting.cam_off');
-  $('self-tile').classList.toggle('no-video', cameraOff);
-  setText($('self-overlay'), video ? 'meeting.muted_video' : 'meeting.no_video');
+  updateLocalControls(localStream, micAllowed === false);
 }
 
 // ---------------------------------------------------------------------------------------
