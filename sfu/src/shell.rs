@@ -227,6 +227,7 @@ impl Worker {
             }
             self.core.handle_timeout(Instant::now());
             self.flush();
+            self.publish_stats();
         }
     }
 
@@ -297,6 +298,23 @@ impl Worker {
         }
     }
 
+    /// Publishes the core's figures for the rest of the process: once per loop turn,
+    /// not per datagram, since nobody reads them that often.
+    fn publish_stats(&self) {
+        let stats = self.core.stats();
+        self.shared.peers.store(stats.peers, Ordering::Relaxed);
+        self.shared.rooms.store(stats.rooms, Ordering::Relaxed);
+        self.shared
+            .packets_forwarded
+            .store(stats.packets_forwarded, Ordering::Relaxed);
+        self.shared
+            .datagrams_malformed
+            .store(stats.datagrams_malformed, Ordering::Relaxed);
+        self.shared
+            .datagrams_unroutable
+            .store(stats.datagrams_unroutable, Ordering::Relaxed);
+    }
+
     /// Sends what the core queued and hands its events to signaling.
     fn flush(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
@@ -321,17 +339,5 @@ impl Worker {
                 self.sinks.remove(&peer);
             }
         }
-        let stats = self.core.stats();
-        self.shared.peers.store(stats.peers, Ordering::Relaxed);
-        self.shared.rooms.store(stats.rooms, Ordering::Relaxed);
-        self.shared
-            .packets_forwarded
-            .store(stats.packets_forwarded, Ordering::Relaxed);
-        self.shared
-            .datagrams_malformed
-            .store(stats.datagrams_malformed, Ordering::Relaxed);
-        self.shared
-            .datagrams_unroutable
-            .store(stats.datagrams_unroutable, Ordering::Relaxed);
     }
 }
