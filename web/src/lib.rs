@@ -3,6 +3,11 @@
 //! The files under `web/assets/` are plain HTML, CSS and JavaScript modules, served as
 //! they are: no build step, so the README's two commands need nothing but cargo. Embedding
 //! them means `cau serve` works from any directory and a deployment is one file.
+//!
+//! Third-party files live under `web/assets/vendor/`, copied from npm and committed, so
+//! cargo still needs nothing else: uPlot (MIT, its licence beside it), which draws the
+//! line-monitoring charts. `web/package.json` pins their versions; after changing one,
+//! refresh the copies with `npm install --prefix web && npm run vendor --prefix web`.
 
 /// One embedded file.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +40,8 @@ assets! {
     "site.js" => "text/javascript; charset=utf-8",
     "schedule.html" => "text/html; charset=utf-8",
     "schedule.js" => "text/javascript; charset=utf-8",
+    "vendor/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
+    "vendor/uPlot.min.css" => "text/css; charset=utf-8",
 }
 
 /// The embedded file at `path` (relative to `web/assets/`, no leading slash).
