@@ -30,6 +30,7 @@ pub struct Config {
     pub meetings: MeetingsConfig,
     pub auth: AuthConfig,
     pub admin: AdminConfig,
+    pub monitoring: MonitoringConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,20 @@ pub struct MeetingsConfig {
 pub struct AuthConfig {
     /// The base of join links, without a trailing slash; empty when it is to be derived.
     pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    pub enabled: bool,
+    stats_interval_ms: u64,
+    sample_interval_s: u64,
+    raw_retention_hours: u64,
+    rollup_retention_days: u64,
+    alert_after_s: u64,
+    pub webhook_url: String,
+    pub webhook_attempts: u32,
+    pub expected_video_kbps: u64,
 }
 
 /// The admin API's token. Its `Debug` hides the token, so that logging the
@@ -220,6 +235,24 @@ impl Config {
                 "media.peer_timeout_ms must be at least 1000".into(),
             ));
         }
+        let m = &self.monitoring;
+        if m.stats_interval_ms < 100 || m.sample_interval_s == 0 {
+            return Err(ConfigError::Invalid(
+                "monitoring.stats_interval_ms must be at least 100 and sample_interval_s at least 1"
+                    .into(),
+            ));
+        }
+        if m.sample_interval_s * 1000 < m.stats_interval_ms {
+            return Err(ConfigError::Invalid(
+                "monitoring.sample_interval_s must not be shorter than stats_interval_ms".into(),
+            ));
+        }
+        let url = &m.webhook_url;
+        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(
+                "monitoring.webhook_url must start with http:// or https://".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -238,6 +271,30 @@ impl MediaConfig {
 
     pub fn keyframe_request_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_request_interval_ms)
+    }
+}
+
+impl MonitoringConfig {
+    /// How often the SFU reports each connection's line, when monitoring is on.
+    pub fn stats_interval(&self) -> Option<Duration> {
+        self.enabled
+            .then(|| Duration::from_millis(self.stats_interval_ms))
+    }
+
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_secs(self.sample_interval_s)
+    }
+
+    pub fn raw_retention(&self) -> Duration {
+        Duration::from_secs(self.raw_retention_hours * 3600)
+    }
+
+    pub fn rollup_retention(&self) -> Duration {
+        Duration::from_secs(self.rollup_retention_days * 86_400)
+    }
+
+    pub fn alert_after(&self) -> Duration {
+        Duration::from_secs(self.alert_after_s)
     }
 }
 

@@ -24,6 +24,7 @@ use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use crate::link::LinkMeter;
 use crate::throttle::KeyframeThrottle;
 use crate::{
     Command, GoneReason, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId, SfuError,
@@ -43,6 +44,9 @@ pub struct SfuConfig {
     pub connect_timeout: Duration,
     /// At most one keyframe request per track per interval reaches a publisher.
     pub keyframe_request_interval: Duration,
+    /// How often each peer's line figures are reported ([`PeerEvent::Link`]); `None`
+    /// turns line monitoring off, and with it str0m's statistics.
+    pub link_stats_interval: Option<Duration>,
 }
 
 /// Counters over the core's life.
@@ -106,6 +110,8 @@ pub(crate) struct Peer {
     pending_offer: Option<SdpPendingOffer>,
     negotiation_needed: bool,
     is_dirty: bool,
+    /// Gathers str0m's statistics into line samples.
+    link: LinkMeter,
 }
 
 /// A published track: the publishing peer and the track's mid in its SDP.
@@ -322,6 +328,7 @@ impl Sfu {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .set_stats_interval(self.config.link_stats_interval)
             .build(now);
         let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
             Ok(c) => c,
@@ -362,6 +369,7 @@ impl Sfu {
             pending_offer: None,
             negotiation_needed: false,
             is_dirty: false,
+            link: LinkMeter::default(),
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -642,6 +650,10 @@ impl Sfu {
             match output {
                 Output::Timeout(at) => {
                     peer.rtc_timeout = at;
+                    // str0m's statistics for one interval come out within one drain.
+                    if let Some(sample) = peer.link.finish() {
+                        self.events.push_back((id, PeerEvent::Link(sample)));
+                    }
                     return;
                 }
                 Output::Transmit(transmit) => {
@@ -684,6 +696,27 @@ impl Sfu {
                 });
                 if let Some(key) = source {
                     self.request_keyframe(key, request.kind, now);
+                }
+            }
+            Event::PeerStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.link.peer_stats(&stats);
+                }
+            }
+            Event::MediaIngressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    let kind = peer.tracks_in.get(&stats.mid).map(|t| t.kind);
+                    peer.link.ingress(&stats, kind);
+                }
+            }
+            Event::MediaEgressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    let kind = peer
+                        .tracks_out
+                        .values()
+                        .find(|t| t.mid() == Some(stats.mid))
+                        .map(|t| t.kind);
+                    peer.link.egress(&stats, kind);
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -955,6 +988,17 @@ impl TrackOut {
             wanted_again: false,
             payload_types: Vec::new(),
             seq_base: None,
+        }
+    }
+
+    /// The media line this track is on, once it has one.
+    fn mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::ToOpen => None,
+            OutState::Negotiating(mid)
+            | OutState::Open(mid)
+            | OutState::ToStop(mid)
+            | OutState::Stopping(mid) => Some(mid),
         }
     }
 

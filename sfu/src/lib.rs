@@ -16,6 +16,7 @@
 //! number, and signaling decides who they are.
 
 mod core;
+mod link;
 mod shell;
 mod throttle;
 
@@ -26,6 +27,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 pub use crate::core::{Sfu, SfuConfig, SfuStats};
+pub use crate::link::LinkSample;
 pub use crate::shell::{SfuHandle, spawn};
 
 /// Identifies one participant's media connection. Chosen by signaling, never reused.
@@ -113,6 +115,8 @@ pub enum PeerEvent {
     TrackPublished { kind: MediaKind },
     /// ICE and DTLS are up: media can flow.
     Connected,
+    /// The peer's line over the last stats interval (when line monitoring is on).
+    Link(LinkSample),
     /// A command about this peer was refused; the peer itself goes on.
     Rejected { error: SfuError },
     /// The SFU dropped this peer. No more events follow.

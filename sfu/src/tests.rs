@@ -40,6 +40,9 @@ struct Client {
     keyframe_requests: usize,
     /// Still taking part: a muted network drops everything to and from it.
     online: bool,
+    /// When not zero, every this-many-th datagram the client sends is lost.
+    drop_every: u64,
+    sent: u64,
     gone: Option<GoneReason>,
     events: Vec<PeerEvent>,
 }
@@ -61,6 +64,7 @@ impl World {
             peer_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(10),
             keyframe_request_interval: Duration::from_millis(500),
+            link_stats_interval: Some(Duration::from_secs(1)),
         });
         World {
             now,
@@ -100,6 +104,8 @@ impl World {
             received: Vec::new(),
             keyframe_requests: 0,
             online: true,
+            drop_every: 0,
+            sent: 0,
             gone: None,
             events: Vec::new(),
         });
@@ -223,6 +229,12 @@ impl World {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        if let Some(sender) = self.clients.iter_mut().find(|c| c.addr == from) {
+            sender.sent += 1;
+            if sender.drop_every != 0 && sender.sent.is_multiple_of(sender.drop_every) {
+                return;
+            }
+        }
         let receiver_online = self
             .clients
             .iter()
@@ -688,4 +700,84 @@ fn stun_request(username: &str) -> Vec<u8> {
         .unwrap();
     buf.truncate(len);
     buf
+}
+
+fn link_samples(client: &Client) -> Vec<&crate::LinkSample> {
+    client
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Link(sample) => Some(sample),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_peer_line_is_measured_in_both_directions() {
+    let mut world = World::new();
+    let clean = world.join(1);
+    let lossy = world.join(1);
+    // One datagram in ten from this client never arrives: its uplink loses 10%.
+    world.clients[lossy].drop_every = 10;
+    run_meeting(&mut world, Duration::from_secs(10));
+
+    for index in [clean, lossy] {
+        let samples = link_samples(world.client(index));
+        assert!(samples.len() >= 8, "one sample a second, got {}", samples.len());
+        for sample in &samples[samples.len() - 3..] {
+            assert!(
+                sample.interval >= Duration::from_millis(900)
+                    && sample.interval <= Duration::from_millis(1100),
+                "{sample:?}"
+            );
+            // 50 audio frames and 10 video frames of two packets a second each way.
+            assert!(sample.packets_in >= 50 && sample.bytes_in > 20_000, "{sample:?}");
+            assert!(sample.packets_out >= 50 && sample.bytes_out > 20_000, "{sample:?}");
+            let rtt = sample.rtt.expect("round-trip time measured");
+            // Receiver reports carry time in 1/65536 s: allow a millisecond of rounding.
+            assert!(
+                rtt + Duration::from_millis(1) >= 2 * ONE_WAY
+                    && rtt < 2 * ONE_WAY + Duration::from_millis(20),
+                "{rtt:?}"
+            );
+        }
+    }
+    let late = |index: usize| {
+        let samples = link_samples(world.client(index));
+        samples[samples.len() - 3..]
+            .iter()
+            .map(|s| s.loss_in.expect("uplink loss measured"))
+            .fold(0.0f32, f32::max)
+    };
+    assert!(late(clean) < 0.01, "clean uplink shows {} loss", late(clean));
+    // The clean site's downlink carries the lossy site's stream with its gaps, yet it
+    // loses nothing itself: its own downlink must read clean.
+    let clean_samples = link_samples(world.client(clean));
+    for sample in &clean_samples[clean_samples.len() - 3..] {
+        let loss_out = sample.loss_out.expect("downlink loss measured");
+        assert!(loss_out < 0.01, "clean downlink shows {loss_out} loss");
+    }
+    let lossy_in = late(lossy);
+    assert!(
+        (0.04..=0.2).contains(&lossy_in),
+        "a 10% lossy uplink shows {lossy_in} loss"
+    );
+}
+
+#[test]
+fn no_line_figures_when_monitoring_is_off() {
+    let mut world = World::new();
+    world.sfu = Sfu::new(SfuConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        peer_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(10),
+        keyframe_request_interval: Duration::from_millis(500),
+        link_stats_interval: None,
+    });
+    let a = world.join(1);
+    let b = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(4));
+    assert!(!frames_from(world.client(b), world.client(a).peer, MediaKind::Audio).is_empty());
+    assert!(link_samples(world.client(a)).is_empty());
 }

@@ -1,0 +1,202 @@
+//! Per-peer line figures, gathered from str0m's statistics.
+//!
+//! str0m reports, once per stats interval, one `PeerStats` and then one
+//! `MediaIngressStats` / `MediaEgressStats` per stream, all within the same drain of
+//! the peer's outputs. [`LinkMeter`] collects one such batch and, when the drain ends,
+//! turns it into a [`LinkSample`]: figures over the interval since the previous one.
+//!
+//! Counters in str0m's reports are totals since the connection began; a sample holds
+//! their differences. Loss and jitter are the latest receiver-report values, which
+//! already describe a recent window.
+
+use std::time::{Duration, Instant};
+
+use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
+
+use crate::MediaKind;
+
+/// The line of one peer over one stats interval, in both directions. "In" is from the
+/// peer to the SFU (its uplink), "out" from the SFU to the peer (its downlink).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkSample {
+    /// The span these figures cover.
+    pub interval: Duration,
+    /// Round-trip time between the SFU and the peer: the least of the streams'
+    /// receiver-report figures (a report held back by the peer only adds to them).
+    pub rtt: Option<Duration>,
+    /// Fraction (0..1) of the peer's packets lost on the way to the SFU, before
+    /// retransmission, as our receiver reports count it.
+    pub loss_in: Option<f32>,
+    /// Fraction (0..1) of the SFU's packets lost on the way to the peer: from
+    /// transport-wide congestion control feedback when the peer gives it, which counts
+    /// only packets the SFU actually sent; else from the peer's receiver reports, which
+    /// also count packets lost before they reached the SFU (forwarded gaps).
+    pub loss_out: Option<f32>,
+    /// Interarrival jitter of the peer's streams at the SFU (the worst stream).
+    pub jitter_in: Option<Duration>,
+    /// Interarrival jitter the peer reports for the SFU's streams (the worst stream).
+    pub jitter_out: Option<Duration>,
+    /// Media bytes received from and sent to the peer during the interval.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// RTP packets received from and sent to the peer during the interval.
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Retransmission requests the SFU sent the peer, and the peer sent the SFU.
+    pub nacks_in: u64,
+    pub nacks_out: u64,
+    /// Keyframe requests (PLI and FIR) the SFU sent the peer, and the peer sent.
+    pub keyframe_requests_in: u64,
+    pub keyframe_requests_out: u64,
+    /// The SFU's estimate of the bandwidth towards the peer, bit/s, when known.
+    pub bandwidth_out: Option<u64>,
+}
+
+/// Totals since the connection began, kept to take differences.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    bytes_in: u64,
+    bytes_out: u64,
+    packets_in: u64,
+    packets_out: u64,
+    nacks_in: u64,
+    nacks_out: u64,
+    keyframe_requests_in: u64,
+    keyframe_requests_out: u64,
+}
+
+/// Collects one batch of str0m statistics and yields a sample per batch.
+#[derive(Debug, Default)]
+pub(crate) struct LinkMeter {
+    previous: Totals,
+    previous_at: Option<Instant>,
+    batch: Option<Batch>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    at: Option<Instant>,
+    totals: Totals,
+    rtt: Option<Duration>,
+    bandwidth_out: Option<u64>,
+    loss_in: WeightedMean,
+    loss_out: WeightedMean,
+    twcc_loss_out: Option<f32>,
+    jitter_in: Option<Duration>,
+    jitter_out: Option<Duration>,
+    rtt_streams: Option<Duration>,
+}
+
+/// A mean of per-stream loss fractions, weighted by each stream's packets so that a
+/// video stream's loss counts for more than a quiet audio stream's.
+#[derive(Debug, Default)]
+struct WeightedMean {
+    sum: f64,
+    weight: f64,
+}
+
+impl WeightedMean {
+    fn add(&mut self, value: f32, weight: u64) {
+        // A stream that sent nothing this interval still counts a little, so a
+        // fraction reported for it is not lost entirely.
+        let weight = weight.max(1) as f64;
+        self.sum += f64::from(value) * weight;
+        self.weight += weight;
+    }
+
+    fn mean(&self) -> Option<f32> {
+        (self.weight > 0.0).then(|| (self.sum / self.weight).clamp(0.0, 1.0) as f32)
+    }
+}
+
+impl LinkMeter {
+    pub(crate) fn peer_stats(&mut self, stats: &PeerStats) {
+        let batch = self.batch.get_or_insert_with(Batch::default);
+        batch.at = Some(stats.timestamp);
+        batch.totals.bytes_in = stats.bytes_rx;
+        batch.totals.bytes_out = stats.bytes_tx;
+        batch.rtt = stats.rtt;
+        batch.bandwidth_out = stats.bwe_tx.map(|b| b.as_u64());
+        batch.twcc_loss_out = stats.egress_loss_fraction;
+    }
+
+    pub(crate) fn ingress(&mut self, stats: &MediaIngressStats, kind: Option<MediaKind>) {
+        let batch = self.batch.get_or_insert_with(Batch::default);
+        let t = &mut batch.totals;
+        t.packets_in += stats.packets;
+        t.nacks_in += stats.nacks;
+        t.keyframe_requests_in += stats.plis + stats.firs;
+        if let Some(loss) = stats.loss {
+            batch.loss_in.add(loss, stats.packets);
+        }
+        if let Some(kind) = kind {
+            let jitter = rtp_units_to_duration(stats.jitter, kind);
+            batch.jitter_in = Some(batch.jitter_in.map_or(jitter, |j| j.max(jitter)));
+        }
+        if let Some(rtt) = stats.rtt {
+            batch.rtt_streams = Some(batch.rtt_streams.map_or(rtt, |r| r.min(rtt)));
+        }
+    }
+
+    pub(crate) fn egress(&mut self, stats: &MediaEgressStats, kind: Option<MediaKind>) {
+        let batch = self.batch.get_or_insert_with(Batch::default);
+        let t = &mut batch.totals;
+        t.packets_out += stats.packets;
+        t.nacks_out += stats.nacks;
+        t.keyframe_requests_out += stats.plis + stats.firs;
+        if let Some(loss) = stats.loss {
+            batch.loss_out.add(loss, stats.packets);
+        }
+        if let (Some(remote), Some(kind)) = (&stats.remote, kind) {
+            let jitter = rtp_units_to_duration(remote.jitter, kind);
+            batch.jitter_out = Some(batch.jitter_out.map_or(jitter, |j| j.max(jitter)));
+        }
+        if let Some(rtt) = stats.rtt {
+            batch.rtt_streams = Some(batch.rtt_streams.map_or(rtt, |r| r.min(rtt)));
+        }
+    }
+
+    /// Ends the current batch, if one is complete, and returns its sample.
+    pub(crate) fn finish(&mut self) -> Option<LinkSample> {
+        let batch = self.batch.take()?;
+        let at = batch.at?;
+        let previous_at = self.previous_at.replace(at);
+        let (p, t) = (self.previous, batch.totals);
+        // Streams that ended take their totals with them, so a total can shrink:
+        // saturate rather than report a wrapped difference.
+        let sample = LinkSample {
+            interval: previous_at.map_or(Duration::ZERO, |p| at.saturating_duration_since(p)),
+            rtt: batch.rtt_streams.or(batch.rtt),
+            loss_in: batch.loss_in.mean(),
+            loss_out: batch.twcc_loss_out.or_else(|| batch.loss_out.mean()),
+            jitter_in: batch.jitter_in,
+            jitter_out: batch.jitter_out,
+            bytes_in: t.bytes_in.saturating_sub(p.bytes_in),
+            bytes_out: t.bytes_out.saturating_sub(p.bytes_out),
+            packets_in: t.packets_in.saturating_sub(p.packets_in),
+            packets_out: t.packets_out.saturating_sub(p.packets_out),
+            nacks_in: t.nacks_in.saturating_sub(p.nacks_in),
+            nacks_out: t.nacks_out.saturating_sub(p.nacks_out),
+            keyframe_requests_in: t
+                .keyframe_requests_in
+                .saturating_sub(p.keyframe_requests_in),
+            keyframe_requests_out: t
+                .keyframe_requests_out
+                .saturating_sub(p.keyframe_requests_out),
+            bandwidth_out: batch.bandwidth_out,
+        };
+        self.previous = t;
+        // The first batch only sets the baseline: its differences would be totals.
+        previous_at.map(|_| sample)
+    }
+}
+
+/// RTP timestamp units to time, by the clock rate WebRTC uses for each kind
+/// (Opus 48 kHz, video 90 kHz).
+fn rtp_units_to_duration(units: u32, kind: MediaKind) -> Duration {
+    let rate = match kind {
+        MediaKind::Audio => 48_000,
+        MediaKind::Video => 90_000,
+    };
+    Duration::from_micros(u64::from(units) * 1_000_000 / rate)
+}
