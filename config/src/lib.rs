@@ -31,6 +31,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub admin: AdminConfig,
     pub monitoring: MonitoringConfig,
+    pub line_test: LineTestConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +105,25 @@ pub struct MonitoringConfig {
     pub webhook_url: String,
     pub webhook_attempts: u32,
     pub expected_video_kbps: u64,
+}
+
+/// The line test's plan and the thresholds of its verdict (see `cau.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineTestConfig {
+    probe_phase_s: u64,
+    download_s: u64,
+    upload_s: u64,
+    probe_interval_ms: u64,
+    pub upload_kbps: u64,
+    pub download_kbps: u64,
+    pub minimum_kbps: u64,
+    pub rtt_ready_ms: u64,
+    pub rtt_marginal_ms: u64,
+    pub loss_ready_percent: f64,
+    pub loss_marginal_percent: f64,
+    pub jitter_ready_ms: u64,
+    pub jitter_marginal_ms: u64,
 }
 
 /// The admin API's token. Its `Debug` hides the token, so that logging the
@@ -247,6 +267,7 @@ impl Config {
                 "monitoring.sample_interval_s must not be shorter than stats_interval_ms".into(),
             ));
         }
+        self.line_test.check()?;
         let url = &m.webhook_url;
         if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::Invalid(
@@ -295,6 +316,57 @@ impl MonitoringConfig {
 
     pub fn alert_after(&self) -> Duration {
         Duration::from_secs(self.alert_after_s)
+    }
+}
+
+impl LineTestConfig {
+    pub fn probe_phase(&self) -> Duration {
+        Duration::from_secs(self.probe_phase_s)
+    }
+
+    pub fn download(&self) -> Duration {
+        Duration::from_secs(self.download_s)
+    }
+
+    pub fn upload(&self) -> Duration {
+        Duration::from_secs(self.upload_s)
+    }
+
+    pub fn probe_interval(&self) -> Duration {
+        Duration::from_millis(self.probe_interval_ms)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(format!("line_test: {message}")));
+        // Below a second a phase measures SCTP's slow start more than the line; past a
+        // minute a site waits for nothing.
+        let phases = [self.probe_phase_s, self.download_s, self.upload_s];
+        if phases.iter().any(|s| !(1..=60).contains(s)) {
+            return invalid("probe_phase_s, download_s and upload_s must be 1 to 60");
+        }
+        if !(5..=1000).contains(&self.probe_interval_ms) {
+            return invalid("probe_interval_ms must be 5 to 1000");
+        }
+        if self.upload_kbps == 0
+            || self.download_kbps == 0
+            || self.upload_kbps > 100_000
+            || self.download_kbps > 100_000
+        {
+            return invalid("upload_kbps and download_kbps must be 1 to 100000");
+        }
+        if self.minimum_kbps > self.upload_kbps.min(self.download_kbps) {
+            return invalid("minimum_kbps must not exceed upload_kbps or download_kbps");
+        }
+        let loss_ok = (0.0..=100.0).contains(&self.loss_ready_percent)
+            && (0.0..=100.0).contains(&self.loss_marginal_percent);
+        if self.rtt_ready_ms > self.rtt_marginal_ms
+            || self.jitter_ready_ms > self.jitter_marginal_ms
+            || !loss_ok
+            || self.loss_ready_percent > self.loss_marginal_percent
+        {
+            return invalid("each ready threshold must be within its marginal one, loss 0 to 100");
+        }
+        Ok(())
     }
 }
 
@@ -427,6 +499,29 @@ mod tests {
         );
         assert_eq!(config.auth.public_url, "");
         assert_eq!(config.admin.token(), None);
+    }
+
+    #[test]
+    fn line_test_defaults_and_refusals() {
+        let config = Config::defaults();
+        let line_test = &config.line_test;
+        assert_eq!(line_test.probe_interval(), Duration::from_millis(20));
+        let total = line_test.probe_phase() + line_test.download() + line_test.upload();
+        assert!(
+            total <= Duration::from_secs(15),
+            "the test stays short: {total:?}"
+        );
+        assert!(line_test.minimum_kbps < line_test.upload_kbps);
+        let refused = |user: &str| {
+            let err = Config::from_layers(Some(("test.toml", user)), env(&[])).unwrap_err();
+            assert!(err.to_string().contains("line_test"), "{err}");
+        };
+        refused("[line_test]\nrtt_ready_ms = 500");
+        refused("[line_test]\nloss_marginal_percent = 0.5");
+        refused("[line_test]\ndownload_s = 0");
+        refused("[line_test]\nminimum_kbps = 1000");
+        let env_set = Config::from_layers(None, env(&[("CAU_LINE_TEST_UPLOAD_S", "6")])).unwrap();
+        assert_eq!(env_set.line_test.upload(), Duration::from_secs(6));
     }
 
     #[test]

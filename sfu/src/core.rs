@@ -24,11 +24,12 @@ use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use crate::line_test::{self, LineTest};
 use crate::link::LinkMeter;
 use crate::throttle::KeyframeThrottle;
 use crate::{
-    Command, GoneReason, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId, SfuError,
-    Subscriptions,
+    Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId,
+    SfuError, Subscriptions,
 };
 
 /// How the core is set up.
@@ -66,6 +67,8 @@ pub struct SfuStats {
     pub datagrams_unroutable: u64,
     /// Keyframe requests that reached publishers.
     pub keyframe_requests_sent: u64,
+    /// RTP payload bytes handed to subscribers' connections.
+    pub bytes_forwarded: u64,
 }
 
 /// The forwarding core. See the module documentation.
@@ -112,6 +115,9 @@ pub(crate) struct Peer {
     is_dirty: bool,
     /// Gathers str0m's statistics into line samples.
     link: LinkMeter,
+    /// A line-test peer's engine, which takes all its events: such a peer is in no
+    /// room, publishes and receives nothing, and is never offered to.
+    line_test: Option<Box<LineTest>>,
 }
 
 /// A published track: the publishing peer and the track's mid in its SDP.
@@ -194,6 +200,11 @@ impl Sfu {
             Command::RemovePeer { peer } => {
                 self.remove_peer(peer, None);
             }
+            Command::AddLineTest {
+                peer,
+                offer_sdp,
+                plan,
+            } => self.add_line_test(peer, &offer_sdp, plan, now),
         }
         self.drain_dirty(now);
     }
@@ -264,6 +275,7 @@ impl Sfu {
             }
             self.mark_dirty(id);
         }
+        self.run_line_tests(now);
         self.release_deferred_keyframe_requests(now);
         self.drain_dirty(now);
     }
@@ -285,6 +297,9 @@ impl Sfu {
         for peer in self.peers.values() {
             consider(peer.rtc_timeout);
             consider(self.silence_deadline(peer));
+            if let Some(t) = peer.line_test.as_ref().and_then(|test| test.deadline()) {
+                consider(t);
+            }
             for track in peer.tracks_in.values() {
                 if let Some(t) = track.keyframes.deadline() {
                     consider(t);
@@ -370,6 +385,7 @@ impl Sfu {
             negotiation_needed: false,
             is_dirty: false,
             link: LinkMeter::default(),
+            line_test: None,
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -401,6 +417,92 @@ impl Sfu {
             }
             peer.may_offer = true;
             peer.negotiation_needed = !peer.tracks_out.is_empty();
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Creates a line-test peer: connected like a participant, in no room.
+    fn add_line_test(&mut self, id: PeerId, offer_sdp: &str, plan: LineTestPlan, now: Instant) {
+        if self.peers.contains_key(&id) {
+            return self.reject(id, SfuError::DuplicatePeer(id));
+        }
+        let (mut rtc, answer) = match line_test::accept_offer(
+            self.crypto.clone(),
+            self.config.candidate_addr,
+            offer_sdp,
+            now,
+        ) {
+            Ok(accepted) => accepted,
+            Err(error) => return self.reject(id, error),
+        };
+        let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let peer = Peer {
+            // Never entered in `rooms`: a room that happens to share the number has no
+            // member to forward to it, and it publishes nothing there.
+            room: RoomId(u64::MAX),
+            rtc,
+            local_ufrag: local_ufrag.clone(),
+            addresses: Vec::new(),
+            created: now,
+            last_heard: None,
+            connected: false,
+            rtc_timeout: now,
+            tracks_in: HashMap::new(),
+            tracks_out: HashMap::new(),
+            audio_allowed: false,
+            subscriptions: Subscriptions::Only(Default::default()),
+            may_offer: false,
+            pending_offer: None,
+            negotiation_needed: false,
+            is_dirty: false,
+            link: LinkMeter::default(),
+            line_test: Some(Box::new(LineTest::new(plan, now))),
+        };
+        self.peers.insert(id, peer);
+        self.by_ufrag.insert(local_ufrag, id);
+        self.events.push_back((
+            id,
+            PeerEvent::Answer {
+                sdp: answer.to_sdp_string(),
+            },
+        ));
+        self.mark_dirty(id);
+    }
+
+    /// Advances every line test whose timer is due.
+    fn run_line_tests(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| {
+                let deadline = peer.line_test.as_ref().and_then(|test| test.deadline());
+                deadline.is_some_and(|t| t <= now)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            self.step_line_test(id, |test, rtc| test.handle_timeout(rtc, now));
+        }
+    }
+
+    /// Runs one step of a peer's line test, isolating a panic to that peer, and passes
+    /// on its report when it has one. The peer stays until signaling removes it, so
+    /// that the test's last message still goes out.
+    fn step_line_test(&mut self, id: PeerId, step: impl FnOnce(&mut LineTest, &mut Rtc)) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(test) = peer.line_test.as_mut() else {
+            return;
+        };
+        let rtc = &mut peer.rtc;
+        if catch_unwind(AssertUnwindSafe(|| step(&mut *test, &mut *rtc))).is_err() {
+            tracing::error!(peer = %id, "the line test panicked; dropping the peer");
+            self.remove_peer(id, Some(GoneReason::MediaFailed));
+            return;
+        }
+        if let Some(report) = test.poll_report() {
+            self.events.push_back((id, PeerEvent::LineTestDone(report)));
         }
         self.mark_dirty(id);
     }
@@ -682,6 +784,13 @@ impl Sfu {
     }
 
     fn handle_event(&mut self, id: PeerId, event: Event, now: Instant) {
+        if self
+            .peers
+            .get(&id)
+            .is_some_and(|peer| peer.line_test.is_some())
+        {
+            return self.step_line_test(id, |test, rtc| test.handle_event(rtc, event, now));
+        }
         match event {
             Event::RtpPacket(packet) => self.forward(id, packet),
             Event::MediaAdded(added) if added.direction.is_receiving() => {
@@ -843,6 +952,7 @@ impl Sfu {
                 .nackable(nackable),
             );
             self.stats.packets_forwarded += 1;
+            self.stats.bytes_forwarded += packet.payload.len() as u64;
             if !subscriber.is_dirty {
                 subscriber.is_dirty = true;
                 self.dirty.push(other);

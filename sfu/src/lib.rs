@@ -16,6 +16,7 @@
 //! number, and signaling decides who they are.
 
 mod core;
+mod line_test;
 mod link;
 mod shell;
 mod throttle;
@@ -27,6 +28,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 pub use crate::core::{Sfu, SfuConfig, SfuStats};
+pub use crate::line_test::{BULK_LABEL, CONTROL_LABEL, LineTestPlan, LineTestReport, PROBE_LABEL};
 pub use crate::link::LinkSample;
 pub use crate::shell::{SfuHandle, spawn};
 
@@ -79,6 +81,15 @@ pub enum Command {
         peer: PeerId,
         subscriptions: Subscriptions,
     },
+    /// A site tests its line: a peer in no room that forwards nothing, publishes its
+    /// camera and microphone and opens the line test's data channels. The SFU answers
+    /// with [`PeerEvent::Answer`], runs `plan`, and reports [`PeerEvent::LineTestDone`];
+    /// signaling then removes the peer with `RemovePeer`.
+    AddLineTest {
+        peer: PeerId,
+        offer_sdp: String,
+        plan: LineTestPlan,
+    },
 }
 
 /// Which tracks of its room a peer receives.
@@ -117,6 +128,8 @@ pub enum PeerEvent {
     Connected,
     /// The peer's line over the last stats interval (when line monitoring is on).
     Link(LinkSample),
+    /// A line-test peer's test has ended, with its figures.
+    LineTestDone(LineTestReport),
     /// A command about this peer was refused; the peer itself goes on.
     Rejected { error: SfuError },
     /// The SFU dropped this peer. No more events follow.

@@ -39,6 +39,11 @@ pub struct LinkSample {
     /// Media bytes received from and sent to the peer during the interval.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Of `bytes_in`, those of the peer's video.
+    pub video_bytes_in: u64,
+    /// Every byte received from the peer, media or not (RTCP, ICE, DTLS): zero means
+    /// nothing at all arrived during the interval.
+    pub transport_bytes_in: u64,
     /// RTP packets received from and sent to the peer during the interval.
     pub packets_in: u64,
     pub packets_out: u64,
@@ -57,6 +62,8 @@ pub struct LinkSample {
 struct Totals {
     bytes_in: u64,
     bytes_out: u64,
+    video_bytes_in: u64,
+    transport_bytes_in: u64,
     packets_in: u64,
     packets_out: u64,
     nacks_in: u64,
@@ -115,6 +122,7 @@ impl LinkMeter {
         batch.at = Some(stats.timestamp);
         batch.totals.bytes_in = stats.bytes_rx;
         batch.totals.bytes_out = stats.bytes_tx;
+        batch.totals.transport_bytes_in = stats.peer_bytes_rx;
         batch.rtt = stats.rtt;
         batch.bandwidth_out = stats.bwe_tx.map(|b| b.as_u64());
         batch.twcc_loss_out = stats.egress_loss_fraction;
@@ -124,6 +132,9 @@ impl LinkMeter {
         let batch = self.batch.get_or_insert_with(Batch::default);
         let t = &mut batch.totals;
         t.packets_in += stats.packets;
+        if kind == Some(MediaKind::Video) {
+            t.video_bytes_in += stats.bytes;
+        }
         t.nacks_in += stats.nacks;
         t.keyframe_requests_in += stats.plis + stats.firs;
         if let Some(loss) = stats.loss {
@@ -173,6 +184,8 @@ impl LinkMeter {
             jitter_out: batch.jitter_out,
             bytes_in: t.bytes_in.saturating_sub(p.bytes_in),
             bytes_out: t.bytes_out.saturating_sub(p.bytes_out),
+            video_bytes_in: t.video_bytes_in.saturating_sub(p.video_bytes_in),
+            transport_bytes_in: t.transport_bytes_in.saturating_sub(p.transport_bytes_in),
             packets_in: t.packets_in.saturating_sub(p.packets_in),
             packets_out: t.packets_out.saturating_sub(p.packets_out),
             nacks_in: t.nacks_in.saturating_sub(p.nacks_in),

@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::core::{Sfu, SfuConfig, SfuStats};
-use crate::{Command, PeerEvent, PeerId, RoomId, Subscriptions};
+use crate::{Command, LineTestPlan, PeerEvent, PeerId, RoomId, Subscriptions};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -59,6 +59,12 @@ enum ShellCommand {
         offer_sdp: String,
         audio_allowed: bool,
         subscriptions: Subscriptions,
+        events: UnboundedSender<PeerEvent>,
+    },
+    AddLineTest {
+        peer: PeerId,
+        offer_sdp: String,
+        plan: LineTestPlan,
         events: UnboundedSender<PeerEvent>,
     },
     Shutdown,
@@ -141,6 +147,24 @@ impl SfuHandle {
             offer_sdp,
             audio_allowed,
             subscriptions,
+            events,
+        });
+        receiver
+    }
+
+    /// Starts a line test from the site's offer (see [`Command::AddLineTest`]). Its
+    /// answer, report and every other event arrive on the returned channel.
+    pub fn add_line_test(
+        &self,
+        peer: PeerId,
+        offer_sdp: String,
+        plan: LineTestPlan,
+    ) -> UnboundedReceiver<PeerEvent> {
+        let (events, receiver) = unbounded_channel();
+        self.send(ShellCommand::AddLineTest {
+            peer,
+            offer_sdp,
+            plan,
             events,
         });
         receiver
@@ -283,6 +307,22 @@ impl Worker {
                             offer_sdp,
                             audio_allowed,
                             subscriptions,
+                        },
+                        now,
+                    );
+                }
+                ShellCommand::AddLineTest {
+                    peer,
+                    offer_sdp,
+                    plan,
+                    events,
+                } => {
+                    self.sinks.insert(peer, events);
+                    self.core.handle_command(
+                        Command::AddLineTest {
+                            peer,
+                            offer_sdp,
+                            plan,
                         },
                         now,
                     );

@@ -21,6 +21,9 @@ use crate::{
     Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions,
 };
 
+/// The line test, on a line of its own (clean or capped).
+mod line_test;
+
 const SERVER: &str = "10.0.0.1:5000";
 const ONE_WAY: Duration = Duration::from_millis(5);
 const TICK: Duration = Duration::from_millis(1);
@@ -724,7 +727,11 @@ fn each_peer_line_is_measured_in_both_directions() {
 
     for index in [clean, lossy] {
         let samples = link_samples(world.client(index));
-        assert!(samples.len() >= 8, "one sample a second, got {}", samples.len());
+        assert!(
+            samples.len() >= 8,
+            "one sample a second, got {}",
+            samples.len()
+        );
         for sample in &samples[samples.len() - 3..] {
             assert!(
                 sample.interval >= Duration::from_millis(900)
@@ -732,8 +739,14 @@ fn each_peer_line_is_measured_in_both_directions() {
                 "{sample:?}"
             );
             // 50 audio frames and 10 video frames of two packets a second each way.
-            assert!(sample.packets_in >= 50 && sample.bytes_in > 20_000, "{sample:?}");
-            assert!(sample.packets_out >= 50 && sample.bytes_out > 20_000, "{sample:?}");
+            assert!(
+                sample.packets_in >= 50 && sample.bytes_in > 20_000,
+                "{sample:?}"
+            );
+            assert!(
+                sample.packets_out >= 50 && sample.bytes_out > 20_000,
+                "{sample:?}"
+            );
             let rtt = sample.rtt.expect("round-trip time measured");
             // Receiver reports carry time in 1/65536 s: allow a millisecond of rounding.
             assert!(
@@ -750,7 +763,11 @@ fn each_peer_line_is_measured_in_both_directions() {
             .map(|s| s.loss_in.expect("uplink loss measured"))
             .fold(0.0f32, f32::max)
     };
-    assert!(late(clean) < 0.01, "clean uplink shows {} loss", late(clean));
+    assert!(
+        late(clean) < 0.01,
+        "clean uplink shows {} loss",
+        late(clean)
+    );
     // The clean site's downlink carries the lossy site's stream with its gaps, yet it
     // loses nothing itself: its own downlink must read clean.
     let clean_samples = link_samples(world.client(clean));

@@ -25,11 +25,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // A site's join link: the page reads the meeting and token from its address.
         .route("/m/{meeting}", get(|| async { page("site.html") }))
         .route("/schedule", get(|| async { page("schedule.html") }))
+        .route("/monitor", get(|| async { page("monitor.html") }))
         .route("/assets/{*path}", get(asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/status", get(status))
         .route("/ws", get(websocket))
         .merge(crate::api::router())
+        .merge(crate::monitor::http::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .with_state(state)
 }

@@ -13,6 +13,7 @@ mod export;
 mod http;
 pub mod meeting;
 mod meetings;
+mod monitor;
 pub mod model;
 pub mod protocol;
 mod rooms;
@@ -42,6 +43,7 @@ pub(crate) struct AppState {
     pub(crate) tokens: Tokens,
     pub(crate) admin: AdminToken,
     pub(crate) meetings: meetings::Meetings,
+    pub(crate) monitor: Arc<monitor::Monitor>,
     next_peer: AtomicU64,
 }
 
@@ -83,6 +85,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let sfu = cau_sfu::spawn(config.media.udp_listen, sfu_config)
         .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;
+    let monitor = monitor::Monitor::start(config.monitoring.clone(), store.clone())
+        .await
+        .context("cannot start line monitoring")?;
     let (attendance, attendance_records) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(AppState {
         rooms: Rooms::new(
@@ -93,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config: config.clone(),
         meetings: meetings::Meetings::new(sfu.clone(), attendance),
         store: store.clone(),
+        monitor,
         tokens,
         admin,
         next_peer: AtomicU64::new(1),

@@ -27,6 +27,7 @@ const CLIENT_TYPES: &[&str] = &[
     "unmute_site",
     "set_layout",
     "mark_absent",
+    "client_stats",
 ];
 
 /// A parsed message from a client.
@@ -81,6 +82,69 @@ pub enum ClientMessage {
         site: String,
         reason: String,
     },
+    /// What the browser's `getStats()` says of its line, every few seconds.
+    ClientStats {
+        stats: ClientStats,
+    },
+}
+
+/// A summary of the browser's own `getStats()`, sent every few seconds over signaling.
+/// Every figure is optional: browsers differ in what they report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientStats {
+    /// Video frames decoded, dropped and frozen, over every received video.
+    #[serde(default)]
+    pub frames_decoded: Option<f64>,
+    #[serde(default)]
+    pub frames_dropped: Option<f64>,
+    #[serde(default)]
+    pub freeze_count: Option<f64>,
+    #[serde(default)]
+    pub freeze_seconds: Option<f64>,
+    /// Mean jitter-buffer delay of received audio, milliseconds.
+    #[serde(default)]
+    pub jitter_buffer_ms: Option<f64>,
+    /// Share of received audio samples that were concealed (0..1).
+    #[serde(default)]
+    pub concealed_ratio: Option<f64>,
+    /// Packets the browser counted lost on what it receives.
+    #[serde(default)]
+    pub packets_lost: Option<f64>,
+    /// Round-trip time the browser measures, milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Its ICE connection state, and how many times it changed.
+    #[serde(default)]
+    pub ice_state: Option<String>,
+    #[serde(default)]
+    pub ice_state_changes: Option<f64>,
+}
+
+impl ClientStats {
+    /// Whether every figure is a plausible number and the state a short word: the
+    /// message comes from a browser and is hostile until checked.
+    pub fn is_valid(&self) -> bool {
+        let figures = [
+            self.frames_decoded,
+            self.frames_dropped,
+            self.freeze_count,
+            self.freeze_seconds,
+            self.jitter_buffer_ms,
+            self.concealed_ratio,
+            self.packets_lost,
+            self.rtt_ms,
+            self.ice_state_changes,
+        ];
+        let numbers_ok = figures
+            .iter()
+            .flatten()
+            .all(|v| v.is_finite() && *v >= 0.0 && *v < 1e12);
+        let state_ok = self.ice_state.as_ref().is_none_or(|s| {
+            s.len() <= 16 && s.chars().all(|c| c.is_ascii_lowercase())
+        });
+        numbers_ok && state_ok
+    }
 }
 
 /// A message to a client.

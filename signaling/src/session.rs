@@ -51,6 +51,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         seat: None,
         media: None,
         offered: false,
+        camera_on: true,
     };
     let reason = session.serve().await;
     session.cleanup(reason).await;
@@ -70,6 +71,8 @@ struct Session {
     media: Option<UnboundedReceiver<PeerEvent>>,
     /// The client has made its one offer.
     offered: bool,
+    /// The browser says its camera is on: its video rate then counts in its line score.
+    camera_on: bool,
 }
 
 struct Joined {
@@ -292,6 +295,9 @@ impl Session {
                 }
             }
             (Some(joined), ClientMessage::Mute { kind, muted }) => {
+                if kind == Kind::Video {
+                    self.camera_on = !muted;
+                }
                 self.state
                     .rooms
                     .set_muted(&joined.room, joined.peer, kind, muted);
@@ -300,6 +306,20 @@ impl Session {
             (Some(_), ClientMessage::Leave {}) => {
                 self.send(&ServerMessage::Left {}).await;
                 return Flow::Stop(End::Left);
+            }
+            (Some(joined), ClientMessage::ClientStats { stats }) => {
+                if !stats.is_valid() {
+                    Err(ProtocolError::new(
+                        ErrorCode::BadJson,
+                        "client_stats figures must be finite, non-negative numbers",
+                    ))
+                } else {
+                    if let Some(seat) = &self.seat {
+                        let site = &seat.admission.site_code;
+                        self.state.monitor.client_stats(site, joined.peer, stats);
+                    }
+                    Ok(())
+                }
             }
             // Handled above, before the match.
             (Some(_), _) => Ok(()),
@@ -416,6 +436,26 @@ impl Session {
             }
             PeerEvent::Connected => {
                 tracing::info!(peer = %joined.peer, "media connected");
+                if let Some(seat) = &self.seat {
+                    let meeting = crate::monitor::MeetingView {
+                        id: seat.admission.meeting_id.clone(),
+                        title: seat.admission.title.clone(),
+                    };
+                    let site = &seat.admission.site_code;
+                    self.state.monitor.connected(site, joined.peer, meeting);
+                }
+                Flow::Continue
+            }
+            // Line tests run on sessions of their own, never on a joined one.
+            PeerEvent::LineTestDone(_) => Flow::Continue,
+            PeerEvent::Link(sample) => {
+                if let Some(seat) = &self.seat {
+                    let site = &seat.admission.site_code;
+                    let camera_on = self.camera_on;
+                    self.state
+                        .monitor
+                        .sample(site, joined.peer, &sample, camera_on);
+                }
                 Flow::Continue
             }
             PeerEvent::Rejected { error } => {
@@ -456,6 +496,7 @@ impl Session {
     }
 
     async fn refuse(&mut self, error: ProtocolError) -> Flow {
+        self.state.monitor.metrics.signaling_errors.inc();
         tracing::debug!(code = ?error.code, "refused: {}", error.message);
         self.send(&error.to_message()).await
     }
@@ -476,6 +517,14 @@ impl Session {
     }
 
     async fn cleanup(mut self, end: End) {
+        if let (Some(seat), Some(joined)) = (&self.seat, &self.joined) {
+            let ending = match end {
+                End::Left => crate::monitor::Ending::Left,
+                End::Disconnected | End::MediaGone(_) => crate::monitor::Ending::Dropped,
+            };
+            let site = &seat.admission.site_code;
+            self.state.monitor.ended(site, joined.peer, ending);
+        }
         if let Some(seat) = self.seat.take() {
             self.state.meetings.disconnect(
                 &seat.admission.meeting_id,

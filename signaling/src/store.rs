@@ -204,6 +204,11 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The pool, for the modules that keep their own tables (line history).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Writes `sites` if the directory has never held a site, deleted ones included:
     /// an administrator who deleted every site does not get them back on restart.
     async fn seed(&self, sites: &[Site]) -> Result<(), StoreError> {

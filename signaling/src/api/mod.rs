@@ -26,8 +26,9 @@ use crate::AppState;
 use crate::access::AccessError;
 use crate::model::{InputError, MeetingId, Millis, SiteCode, parse_time};
 use crate::store::{MeetingRange, StoreError};
+pub(crate) use wire::ErrorBody;
 use wire::{
-    AttendanceLine, ConflictView, ErrorBody, InvitationMeeting, InvitationSite, InvitationView,
+    AttendanceLine, ConflictView, InvitationMeeting, InvitationSite, InvitationView,
     JoinLink, LinkRequest, MeetingRequest, MeetingView, NewSite, SiteChange, SiteView,
 };
 
@@ -69,7 +70,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -192,7 +197,7 @@ impl From<QueryRejection> for ApiError {
 
 /// Proof that the request carries the admin token. Taken first by every admin
 /// handler, so an unauthorized request learns nothing about its body or the data.
-struct Admin;
+pub(crate) struct Admin;
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
@@ -253,13 +258,16 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         list_sites, create_site, update_site, delete_site, list_meetings, create_meeting,
         get_meeting, meeting_ics, update_meeting, cancel_meeting, create_link, revoke_link,
-        reissue_link, attendance, attendance_csv, invitation, openapi
+        reissue_link, attendance, attendance_csv, invitation, openapi,
+        crate::monitor::http::sites, crate::monitor::http::site_link,
+        crate::monitor::http::site_events
     ),
     modifiers(&AdminSecurity),
     tags(
         (name = "sites", description = "The directory of sites"),
         (name = "meetings", description = "Scheduling, join links and attendance"),
         (name = "join", description = "What the join page asks"),
+        (name = "monitoring", description = "Every site's line: now, over time, and what happened to it"),
     )
 )]
 struct ApiDoc;

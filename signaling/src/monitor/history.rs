@@ -1,0 +1,308 @@
+//! Line history in the database: 5-second samples, 1-minute roll-ups, events and
+//! alerts, and the pruning that keeps them within their retention.
+//!
+//! Writes come from one task fed by a channel, so the media path and the sessions
+//! never wait on the disk. Each batch is one transaction.
+
+use serde::Serialize;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Row};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::model::Millis;
+
+/// One stored sample: a site's line over one sample interval.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub(crate) struct SampleRow {
+    /// Unix seconds at the end of the interval.
+    pub t: i64,
+    pub score: f64,
+    pub level: String,
+    pub rtt_ms: Option<f64>,
+    pub loss_in: Option<f64>,
+    pub loss_out: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub bitrate_in: Option<f64>,
+    pub bitrate_out: Option<f64>,
+}
+
+/// Something that happened to a site's line.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub(crate) struct LinkEvent {
+    /// RFC 3339.
+    pub at: String,
+    pub site: String,
+    /// `joined`, `left`, `dropped`, `reconnected` or `level`.
+    pub kind: String,
+    pub level: Option<String>,
+    pub previous: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// An alert raised about a site.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub(crate) struct Alert {
+    pub id: i64,
+    pub site: String,
+    /// RFC 3339.
+    pub at: String,
+    /// `degraded` (stayed poor or lost) or `dropped` (lost its connection in a meeting).
+    pub kind: String,
+    pub level: Option<String>,
+    pub message: String,
+    pub meeting: Option<String>,
+}
+
+/// What the writer task stores.
+#[derive(Debug)]
+pub(crate) enum Write {
+    Sample {
+        site: String,
+        meeting: Option<String>,
+        at: Millis,
+        row: SampleRow,
+    },
+    Event {
+        at: Millis,
+        event: LinkEvent,
+    },
+    Alert {
+        at: Millis,
+        alert: Alert,
+    },
+    /// Roll the minutes before `before` up and drop rows older than their retention.
+    Maintain {
+        before: Millis,
+        raw_cutoff: Millis,
+        rollup_cutoff: Millis,
+    },
+}
+
+/// Stores writes until the channel closes. A failed write is logged and dropped: the
+/// line history must never stop the meeting.
+pub(crate) async fn write(pool: SqlitePool, mut writes: UnboundedReceiver<Write>) {
+    let mut batch = Vec::new();
+    while writes.recv_many(&mut batch, 256).await > 0 {
+        if let Err(error) = write_batch(&pool, &batch).await {
+            tracing::warn!(%error, "cannot store line history");
+        }
+        batch.clear();
+    }
+}
+
+async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for write in batch {
+        match write {
+            Write::Sample {
+                site,
+                meeting,
+                at,
+                row,
+            } => {
+                sqlx::query(
+                    "INSERT INTO link_samples (site, at, meeting_id, score, level, rtt_ms, \
+                     loss_in, loss_out, jitter_ms, bitrate_in, bitrate_out) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(site)
+                .bind(at)
+                .bind(meeting)
+                .bind(row.score)
+                .bind(&row.level)
+                .bind(row.rtt_ms)
+                .bind(row.loss_in)
+                .bind(row.loss_out)
+                .bind(row.jitter_ms)
+                .bind(row.bitrate_in)
+                .bind(row.bitrate_out)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Event { at, event } => {
+                sqlx::query(
+                    "INSERT INTO link_events (site, at, kind, level, previous, detail) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&event.site)
+                .bind(at)
+                .bind(&event.kind)
+                .bind(&event.level)
+                .bind(&event.previous)
+                .bind(&event.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Alert { at, alert } => {
+                sqlx::query(
+                    "INSERT INTO link_alerts (id, site, at, kind, level, message, meeting_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(alert.id)
+                .bind(&alert.site)
+                .bind(at)
+                .bind(&alert.kind)
+                .bind(&alert.level)
+                .bind(&alert.message)
+                .bind(&alert.meeting)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Maintain {
+                before,
+                raw_cutoff,
+                rollup_cutoff,
+            } => {
+                // Minutes already rolled up are replaced: a late sample only refines them.
+                sqlx::query(
+                    "INSERT OR REPLACE INTO link_rollups (site, at, score, min_score, level, \
+                     rtt_ms, loss_in, loss_out, jitter_ms, bitrate_in, bitrate_out) \
+                     SELECT site, (at / 60000) * 60000 AS minute, AVG(score), MIN(score), \
+                     CASE MIN(CASE level WHEN 'lost' THEN 0 WHEN 'poor' THEN 1 \
+                       WHEN 'good' THEN 2 ELSE 3 END) \
+                       WHEN 0 THEN 'lost' WHEN 1 THEN 'poor' WHEN 2 THEN 'good' \
+                       ELSE 'excellent' END, \
+                     AVG(rtt_ms), AVG(loss_in), AVG(loss_out), AVG(jitter_ms), \
+                     AVG(bitrate_in), AVG(bitrate_out) \
+                     FROM link_samples WHERE at >= ? AND at < ? GROUP BY site, minute",
+                )
+                .bind(before - 10 * 60_000)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM link_samples WHERE at < ?")
+                    .bind(raw_cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM link_rollups WHERE at < ?")
+                    .bind(rollup_cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM link_events WHERE at < ?")
+                    .bind(rollup_cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM link_alerts WHERE at < ?")
+                    .bind(rollup_cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+/// Which table a range is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    Raw,
+    Minute,
+}
+
+/// A site's samples in `[from, to)`, oldest first, at most `limit` of them.
+pub(crate) async fn samples(
+    pool: &SqlitePool,
+    site: &str,
+    from: Millis,
+    to: Millis,
+    resolution: Resolution,
+    limit: i64,
+) -> Result<Vec<SampleRow>, sqlx::Error> {
+    let table = match resolution {
+        Resolution::Raw => "link_samples",
+        Resolution::Minute => "link_rollups",
+    };
+    let mut query = QueryBuilder::new(format!(
+        "SELECT at, score, level, rtt_ms, loss_in, loss_out, jitter_ms, bitrate_in, \
+         bitrate_out FROM {table} WHERE site = "
+    ));
+    query
+        .push_bind(site)
+        .push(" AND at >= ")
+        .push_bind(from)
+        .push(" AND at < ")
+        .push_bind(to)
+        .push(" ORDER BY at LIMIT ")
+        .push_bind(limit);
+    let rows = query.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SampleRow {
+                t: row.try_get::<i64, _>("at")? / 1000,
+                score: row.try_get("score")?,
+                level: row.try_get("level")?,
+                rtt_ms: row.try_get("rtt_ms")?,
+                loss_in: row.try_get("loss_in")?,
+                loss_out: row.try_get("loss_out")?,
+                jitter_ms: row.try_get("jitter_ms")?,
+                bitrate_in: row.try_get("bitrate_in")?,
+                bitrate_out: row.try_get("bitrate_out")?,
+            })
+        })
+        .collect()
+}
+
+/// A site's events in `[from, to)`, oldest first, at most `limit`.
+pub(crate) async fn events(
+    pool: &SqlitePool,
+    site: &str,
+    from: Millis,
+    to: Millis,
+    limit: i64,
+) -> Result<Vec<LinkEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT at, site, kind, level, previous, detail FROM link_events \
+         WHERE site = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?",
+    )
+    .bind(site)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LinkEvent {
+                at: super::rfc3339(row.try_get("at")?),
+                site: row.try_get("site")?,
+                kind: row.try_get("kind")?,
+                level: row.try_get("level")?,
+                previous: row.try_get("previous")?,
+                detail: row.try_get("detail")?,
+            })
+        })
+        .collect()
+}
+
+/// The newest alerts, newest last, and the highest alert id ever stored.
+pub(crate) async fn recent_alerts(
+    pool: &SqlitePool,
+    limit: i64,
+) -> Result<(Vec<Alert>, i64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, site, at, kind, level, message, meeting_id FROM link_alerts \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut alerts = rows
+        .iter()
+        .map(|row| {
+            Ok(Alert {
+                id: row.try_get("id")?,
+                site: row.try_get("site")?,
+                at: super::rfc3339(row.try_get("at")?),
+                kind: row.try_get("kind")?,
+                level: row.try_get("level")?,
+                message: row.try_get("message")?,
+                meeting: row.try_get("meeting_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    alerts.reverse();
+    let max_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM link_alerts")
+        .fetch_one(pool)
+        .await?;
+    Ok((alerts, max_id.unwrap_or(0)))
+}
