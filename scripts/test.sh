@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh
 #
-# What it installs: Debian's chromium (the real browser of the browser tests) and the
-# npm packages of tests/browser (playwright-core, which drives it and downloads nothing).
+# What it installs: Debian's chromium (the real browser of the browser tests), iptables
+# (lossy lines in the monitoring tests) and the npm packages of tests/browser (playwright-core, which drives it and downloads nothing).
 # The tests then run inside a fresh network namespace with only loopback, so no test
 # packet can leave the machine; without root it runs them in the normal namespace.
 set -euo pipefail
@@ -20,6 +20,14 @@ if ! command -v chromium >/dev/null; then
   echo "== installing Debian's chromium"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# Lossy and cut lines in the monitoring tests: iptables' statistic match in the
+# test's own namespace (this kernel has no netem). tc (iproute2) is already there.
+if ! command -v iptables-legacy >/dev/null; then
+  echo "== installing iptables"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
 fi
 
 if ! command -v node >/dev/null; then

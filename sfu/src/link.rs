@@ -24,8 +24,10 @@ pub struct LinkSample {
     /// Round-trip time between the SFU and the peer: the least of the streams'
     /// receiver-report figures (a report held back by the peer only adds to them).
     pub rtt: Option<Duration>,
-    /// Fraction (0..1) of the peer's packets lost on the way to the SFU, before
-    /// retransmission, as our receiver reports count it.
+    /// Fraction (0..1) of the peer's packets lost on the way to the SFU, as our
+    /// receiver reports count it: the worst of its streams. A retransmitted packet
+    /// counts as received, so a video stream under NACK shows less than the line loses;
+    /// audio is never retransmitted and shows the line's own loss, hence the worst.
     pub loss_in: Option<f32>,
     /// Fraction (0..1) of the SFU's packets lost on the way to the peer: from
     /// transport-wide congestion control feedback when the peer gives it, which counts
@@ -86,7 +88,7 @@ struct Batch {
     totals: Totals,
     rtt: Option<Duration>,
     bandwidth_out: Option<u64>,
-    loss_in: WeightedMean,
+    loss_in: Option<f32>,
     loss_out: WeightedMean,
     twcc_loss_out: Option<f32>,
     jitter_in: Option<Duration>,
@@ -138,7 +140,7 @@ impl LinkMeter {
         t.nacks_in += stats.nacks;
         t.keyframe_requests_in += stats.plis + stats.firs;
         if let Some(loss) = stats.loss {
-            batch.loss_in.add(loss, stats.packets);
+            batch.loss_in = Some(batch.loss_in.map_or(loss, |l| l.max(loss)));
         }
         if let Some(kind) = kind {
             let jitter = rtp_units_to_duration(stats.jitter, kind);
@@ -178,7 +180,7 @@ impl LinkMeter {
         let sample = LinkSample {
             interval: previous_at.map_or(Duration::ZERO, |p| at.saturating_duration_since(p)),
             rtt: batch.rtt_streams.or(batch.rtt),
-            loss_in: batch.loss_in.mean(),
+            loss_in: batch.loss_in.map(|l| l.clamp(0.0, 1.0)),
             loss_out: batch.twcc_loss_out.or_else(|| batch.loss_out.mean()),
             jitter_in: batch.jitter_in,
             jitter_out: batch.jitter_out,

@@ -99,6 +99,9 @@ pub struct ClientConfig {
     pub publish_video: bool,
     /// A meeting's join token: when set, `join` carries it instead of room and name.
     pub token: Option<String>,
+    /// The loopback address the client's media socket binds: any of 127.0.0.0/8. A
+    /// site of its own address can be given a line of its own with [`crate::shaping`].
+    pub local_ip: Ipv4Addr,
 }
 
 impl ClientConfig {
@@ -116,6 +119,7 @@ impl ClientConfig {
             publish_audio: true,
             publish_video: true,
             token: None,
+            local_ip: Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -251,7 +255,7 @@ impl TestClient {
             connection_state: state_tx,
             peer_connection: peer_connection_cell.clone(),
         };
-        let peer_connection = build_peer_connection(handler).await?;
+        let peer_connection = build_peer_connection(handler, config.local_ip).await?;
         // The handler holds a weak reference: the connection owns the handler, and a strong
         // one would keep both alive forever.
         let _ = peer_connection_cell.set(Arc::downgrade(&peer_connection));
@@ -919,7 +923,10 @@ impl Drop for Tasks {
     }
 }
 
-async fn build_peer_connection(handler: Handler) -> anyhow::Result<Arc<dyn PeerConnection>> {
+async fn build_peer_connection(
+    handler: Handler,
+    local_ip: Ipv4Addr,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
     media_engine
         .register_codec(codec(MediaKind::Audio), RtpCodecKind::Audio)
@@ -948,7 +955,7 @@ async fn build_peer_connection(handler: Handler) -> anyhow::Result<Arc<dyn PeerC
         // A concrete loopback address: webrtc-rs binds it as given and makes it our one host
         // candidate. `0.0.0.0` would be expanded to the non-loopback interfaces only, and
         // `SettingEngine::with_include_loopback_candidate` is read by nothing in 0.21.1.
-        .with_udp_addrs(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))])
+        .with_udp_addrs(vec![SocketAddr::from((local_ip, 0))])
         .build()
         .await
         .context("building the peer connection")?;

@@ -6,3 +6,4 @@ pub mod http;
 pub mod raw;
 pub mod rest;
 pub mod server;
+pub mod shaping;
