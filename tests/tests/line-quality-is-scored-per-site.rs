@@ -200,6 +200,31 @@ async fn scenario() -> anyhow::Result<()> {
         bail!("the lossy site's score gauge reads {lossy_score:?}");
     }
 
+    // What a browser says of its own line reaches the dashboard; nonsense is refused.
+    let chair = &sites[0];
+    chair
+        .send_raw(r#"{"type":"client_stats","stats":{"frames_decoded":1200,"freeze_count":2,"jitter_buffer_ms":41.5,"ice_state":"connected"}}"#)
+        .await?;
+    chair
+        .send_raw(r#"{"type":"client_stats","stats":{"frames_decoded":-5}}"#)
+        .await?;
+    chair
+        .wait_until("the refusal of negative figures", Duration::from_secs(5), |c| {
+            c.messages_of_type("error")
+                .iter()
+                .any(|e| e["message"].as_str().is_some_and(|m| m.contains("client_stats")))
+        })
+        .await?;
+    let (_, now) = request(addr, "GET", "/api/monitor/sites", None).await?;
+    let client = now["sites"]
+        .as_array()
+        .and_then(|sites| sites.iter().find(|s| s["code"] == CLEAN.0))
+        .map(|s| s["client"].clone())
+        .unwrap_or_default();
+    if client["frames_decoded"] != 1200.0 || client["freeze_count"] != 2.0 {
+        bail!("the chair's browser figures are not on its line: {client}");
+    }
+
     // The dashboard in Chromium: three sites in their colours, and a site's charts.
     let expected = json!({ CLEAN.0: "excellent", LOSSY.0: "poor", CUT.0: "lost" });
     let report = run_script(

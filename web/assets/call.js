@@ -21,6 +21,9 @@ export const $ = (id) => document.getElementById(id);
 /** Pauses before reconnecting, by attempt; the last repeats. */
 export const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
 
+/** How often the browser tells the server what its `getStats()` sees. */
+const STATS_INTERVAL_MS = 5000;
+
 window.cauMetrics ??= { firstRemoteFrameMs: null, marks: {} };
 
 /** Remember when `name` first happened, in ms since the page started loading. */
@@ -181,9 +184,46 @@ export class Session {
   end({ quiet = false } = {}) {
     if (this.ended) return;
     this.ended = true;
+    clearInterval(this.statsTimer);
     this.signaling.close();
     if (this.pc) this.pc.close();
     if (!quiet) this.onEnded({ fatalError: this.fatalError });
+  }
+
+  /** Sends the server a summary of this browser's own `getStats()`. */
+  async reportStats(pc) {
+    if (this.ended || pc.connectionState !== 'connected') return;
+    let report;
+    try {
+      report = await pc.getStats();
+    } catch {
+      return;
+    }
+    const sum = { frames_decoded: 0, frames_dropped: 0, freeze_count: 0, freeze_seconds: 0, packets_lost: 0 };
+    let jitterDelay = 0, emitted = 0, concealed = 0, samples = 0, rtt = null;
+    report.forEach((entry) => {
+      if (entry.type === 'inbound-rtp') {
+        sum.packets_lost += Math.max(0, entry.packetsLost ?? 0);
+        if (entry.kind === 'video') {
+          sum.frames_decoded += entry.framesDecoded ?? 0;
+          sum.frames_dropped += entry.framesDropped ?? 0;
+          sum.freeze_count += entry.freezeCount ?? 0;
+          sum.freeze_seconds += entry.totalFreezesDuration ?? 0;
+        } else if (entry.kind === 'audio') {
+          jitterDelay += entry.jitterBufferDelay ?? 0;
+          emitted += entry.jitterBufferEmittedCount ?? 0;
+          concealed += entry.concealedSamples ?? 0;
+          samples += entry.totalSamplesReceived ?? 0;
+        }
+      } else if (entry.type === 'candidate-pair' && entry.nominated && entry.currentRoundTripTime !== undefined) {
+        rtt = entry.currentRoundTripTime * 1000;
+      }
+    });
+    const stats = { ...sum, ice_state: pc.iceConnectionState, ice_state_changes: this.iceStateChanges };
+    if (emitted > 0) stats.jitter_buffer_ms = (jitterDelay / emitted) * 1000;
+    if (samples > 0) stats.concealed_ratio = concealed / samples;
+    if (rtt !== null) stats.rtt_ms = rtt;
+    this.signaling.send({ type: 'client_stats', stats });
   }
 
   async handle(message) {
@@ -249,6 +289,10 @@ export class Session {
     pc.addEventListener('track', ({ track, streams }) => {
       if (streams[0]) this.streamOfTrack.set(track.id, streams[0].id);
     });
+    this.iceStateChanges = 0;
+    pc.addEventListener('iceconnectionstatechange', () => { this.iceStateChanges += 1; });
+    // The IT staff's dashboard shows what the browser itself sees of its line.
+    this.statsTimer = setInterval(() => this.reportStats(pc), STATS_INTERVAL_MS);
 
     for (const track of this.stream.getTracks()) {
       pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
