@@ -15,6 +15,10 @@ use crate::store::Store;
 /// A site entering after the start plus this long is marked late.
 const LATE_AFTER: Millis = 5 * 60 * 1000;
 
+/// The chair is shown line tests from this long before the start on: an older test
+/// says little about the line today.
+const LINE_TEST_FRESHNESS: Millis = 24 * 60 * 60 * 1000;
+
 /// Checks `token` now and describes the seat it admits to.
 pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, ProtocolError> {
     let claims = state
@@ -23,6 +27,16 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
         .await
         .map_err(refusal)?;
     let meeting = claims.meeting;
+    // The chair sees how ready each site is; a store failure here costs that view,
+    // never the site its seat.
+    let since = meeting.starts_at.saturating_sub(LINE_TEST_FRESHNESS);
+    let line_tests = match state.store.latest_line_tests(&meeting.id, since).await {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(meeting = %meeting.id, %error, "cannot read the sites' line tests");
+            Vec::new()
+        }
+    };
     let plan = MeetingPlan {
         mode: meeting.floor_mode,
         starts_at: meeting.starts_at,
@@ -44,6 +58,7 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
         site_name: claims.site.name.as_str().to_owned(),
         role: claims.role,
         plan,
+        line_tests,
     })
 }
 

@@ -11,6 +11,7 @@ mod api;
 pub mod directory;
 mod export;
 mod http;
+mod line_test;
 pub mod meeting;
 mod meetings;
 mod monitor;
@@ -44,6 +45,8 @@ pub(crate) struct AppState {
     pub(crate) admin: AdminToken,
     pub(crate) meetings: meetings::Meetings,
     pub(crate) monitor: Arc<monitor::Monitor>,
+    /// The sites whose line test is running.
+    pub(crate) line_tests: Arc<line_test::Running>,
     next_peer: AtomicU64,
 }
 
@@ -101,6 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         monitor,
         tokens,
         admin,
+        line_tests: Arc::default(),
         next_peer: AtomicU64::new(1),
     });
     tokio::spawn(admission::write_attendance(store, attendance_records));

@@ -23,6 +23,7 @@ use tokio::time::{Instant, interval_at, sleep_until};
 
 use crate::AppState;
 use crate::admission::now_millis;
+use crate::meetings::Admission;
 use crate::model::{MeetingId, Millis, SiteCode};
 use crate::protocol::{
     ClientMessage, ErrorCode, LineTestFigures, LineTestPlanView, LineTestReason, LineTestResult,
@@ -224,8 +225,16 @@ pub fn judge(figures: &Figures, config: &LineTestConfig) -> (Verdict, Vec<Reason
         add(ReasonCode::Incomplete, Verdict::NotReady, None, None);
     } else {
         let throughput = [
-            (ReasonCode::DownloadLow, figures.download_kbps, config.download_kbps),
-            (ReasonCode::UploadLow, figures.upload_kbps, config.upload_kbps),
+            (
+                ReasonCode::DownloadLow,
+                figures.download_kbps,
+                config.download_kbps,
+            ),
+            (
+                ReasonCode::UploadLow,
+                figures.upload_kbps,
+                config.upload_kbps,
+            ),
         ];
         for (code, measured, needed) in throughput {
             let needed = needed as f64;
@@ -253,7 +262,10 @@ pub fn judge(figures: &Figures, config: &LineTestConfig) -> (Verdict, Vec<Reason
             add(ReasonCode::LossHigh, severity, Some(loss), Some(limit));
         }
         if let Some(jitter) = figures.jitter_ms {
-            let limits = (config.jitter_ready_ms as f64, config.jitter_marginal_ms as f64);
+            let limits = (
+                config.jitter_ready_ms as f64,
+                config.jitter_marginal_ms as f64,
+            );
             if let Some((severity, limit)) = grade(jitter, limits) {
                 add(ReasonCode::JitterHigh, severity, Some(jitter), Some(limit));
             }
@@ -271,7 +283,7 @@ pub fn judge(figures: &Figures, config: &LineTestConfig) -> (Verdict, Vec<Reason
         }
     }
     // Stable: within a severity, the order above (throughput first) stays.
-    reasons.sort_by(|a, b| b.severity.cmp(&a.severity));
+    reasons.sort_by_key(|reason| std::cmp::Reverse(reason.severity));
     let verdict = reasons.first().map_or(Verdict::Ready, |r| r.severity);
     (verdict, reasons)
 }
@@ -379,21 +391,36 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// never connects after 15 s, so this bound is only hit by a fault.
 const REPORT_MARGIN: Duration = Duration::from_secs(30);
 
-/// Runs one line test on `socket`, from the `start_line_test` with `token` until the
-/// result is sent (or the site goes away). The session ends after it.
-pub(crate) async fn run(socket: &mut WebSocket, state: &AppState, token: &str) {
+/// Runs the line test a `start_line_test` with `token` asks for. Refuses, and the
+/// session goes on, if the token does not admit its site now or the site's test is
+/// already running; otherwise runs on `socket` until the result is sent or the site
+/// goes away, and the session ends after it.
+pub(crate) async fn run(
+    socket: &mut WebSocket,
+    state: &AppState,
+    token: &str,
+) -> Result<(), ProtocolError> {
+    let admission = crate::admission::admit(state, token).await?;
+    let Some(claim) = state.line_tests.claim(&admission.site_code) else {
+        return Err(ProtocolError::new(
+            ErrorCode::LineTestBusy,
+            "this site's line test is already running",
+        ));
+    };
     let mut test = Test {
         socket,
         state,
         peer: None,
         media: None,
     };
-    if let Err(error) = test.run(token).await {
+    if let Err(error) = test.run(&admission).await {
         test.send(&error.to_message()).await;
     }
     if let Some(peer) = test.peer {
         state.sfu.command(Command::RemovePeer { peer });
     }
+    drop(claim);
+    Ok(())
 }
 
 struct Test<'a> {
@@ -412,14 +439,7 @@ enum Step {
 }
 
 impl Test<'_> {
-    async fn run(&mut self, token: &str) -> Result<(), ProtocolError> {
-        let admission = crate::admission::admit(self.state, token).await?;
-        let Some(_claim) = self.state.line_tests.claim(&admission.site_code) else {
-            return Err(ProtocolError::new(
-                ErrorCode::LineTestBusy,
-                "this site's line test is already running",
-            ));
-        };
+    async fn run(&mut self, admission: &Admission) -> Result<(), ProtocolError> {
         let config = &self.state.config.line_test;
         let plan = plan(config);
         self.send(&ServerMessage::LineTestStarted {
@@ -456,7 +476,7 @@ impl Test<'_> {
                     }
                 }
                 event = next_event(&mut self.media) => match event {
-                    Some(event) => self.handle_event(event, &admission).await?,
+                    Some(event) => self.handle_event(event, admission).await?,
                     None => {
                         self.media = None;
                         Step::Continue
@@ -519,10 +539,9 @@ impl Test<'_> {
                 self.peer = Some(peer);
                 return Ok(Step::Continue);
             }
-            ClientMessage::Offer { .. } => ProtocolError::new(
-                ErrorCode::NegotiationRefused,
-                "a line test takes one offer",
-            ),
+            ClientMessage::Offer { .. } => {
+                ProtocolError::new(ErrorCode::NegotiationRefused, "a line test takes one offer")
+            }
             ClientMessage::Candidate { candidate, .. } => match self.peer {
                 Some(peer) => {
                     self.state
@@ -539,12 +558,10 @@ impl Test<'_> {
                 self.send(&ServerMessage::Left {}).await;
                 return Ok(Step::Finished);
             }
-            ClientMessage::Join { .. } | ClientMessage::StartLineTest { .. } => {
-                ProtocolError::new(
-                    ErrorCode::AlreadyJoined,
-                    "this session runs a line test; open another for anything else",
-                )
-            }
+            ClientMessage::Join { .. } | ClientMessage::StartLineTest { .. } => ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "this session runs a line test; open another for anything else",
+            ),
             _ => ProtocolError::new(
                 ErrorCode::Forbidden,
                 "a line test takes only offer, candidate and leave",
@@ -557,7 +574,7 @@ impl Test<'_> {
     async fn handle_event(
         &mut self,
         event: PeerEvent,
-        admission: &crate::meetings::Admission,
+        admission: &Admission,
     ) -> Result<Step, ProtocolError> {
         match event {
             PeerEvent::Answer { sdp } => {
@@ -599,7 +616,7 @@ impl Test<'_> {
     }
 
     /// Judges the figures, tells the site, stores the result and passes it on.
-    async fn conclude(&mut self, admission: &crate::meetings::Admission, figures: Figures) {
+    async fn conclude(&mut self, admission: &Admission, figures: Figures) {
         let config = &self.state.config.line_test;
         let (verdict, reasons) = judge(&figures, config);
         let Ok(site) = SiteCode::parse(&admission.site_code) else {
@@ -691,7 +708,11 @@ mod tests {
             .iter()
             .map(|r| (r.code.as_str(), r.severity))
             .collect();
-        assert_eq!((actual, codes.as_slice()), (verdict, reasons), "{figures:?}");
+        assert_eq!(
+            (actual, codes.as_slice()),
+            (verdict, reasons),
+            "{figures:?}"
+        );
     }
 
     #[test]
@@ -699,32 +720,107 @@ mod tests {
         use Verdict::*;
         check(clean(), Ready, &[]);
         // 90% of the 540 kbit/s a meeting needs is ready; from 250 it is marginal.
-        check(Figures { download_kbps: 486.0, ..clean() }, Ready, &[]);
         check(
-            Figures { upload_kbps: 400.0, ..clean() },
+            Figures {
+                download_kbps: 486.0,
+                ..clean()
+            },
+            Ready,
+            &[],
+        );
+        check(
+            Figures {
+                upload_kbps: 400.0,
+                ..clean()
+            },
             Marginal,
             &[("upload_low", Marginal)],
         );
         check(
-            Figures { upload_kbps: 190.0, download_kbps: 180.0, rtt_ms: Some(900.0), ..clean() },
+            Figures {
+                upload_kbps: 190.0,
+                download_kbps: 180.0,
+                rtt_ms: Some(900.0),
+                ..clean()
+            },
             NotReady,
-            &[("download_low", NotReady), ("upload_low", NotReady), ("rtt_high", NotReady)],
+            &[
+                ("download_low", NotReady),
+                ("upload_low", NotReady),
+                ("rtt_high", NotReady),
+            ],
         );
-        check(Figures { rtt_ms: Some(250.0), ..clean() }, Marginal, &[("rtt_high", Marginal)]);
-        check(Figures { rtt_ms: None, ..clean() }, NotReady, &[("no_reply", NotReady)]);
-        check(Figures { loss_percent: Some(3.0), ..clean() }, Marginal, &[("loss_high", Marginal)]);
-        check(Figures { loss_percent: Some(8.0), ..clean() }, NotReady, &[("loss_high", NotReady)]);
-        check(Figures { jitter_ms: Some(45.0), ..clean() }, Marginal, &[("jitter_high", Marginal)]);
-        check(Figures { audio: false, ..clean() }, NotReady, &[("no_audio", NotReady)]);
-        check(Figures { video: false, ..clean() }, Marginal, &[("no_video", Marginal)]);
         check(
-            Figures { video: false, loss_percent: Some(9.0), ..clean() },
+            Figures {
+                rtt_ms: Some(250.0),
+                ..clean()
+            },
+            Marginal,
+            &[("rtt_high", Marginal)],
+        );
+        check(
+            Figures {
+                rtt_ms: None,
+                ..clean()
+            },
+            NotReady,
+            &[("no_reply", NotReady)],
+        );
+        check(
+            Figures {
+                loss_percent: Some(3.0),
+                ..clean()
+            },
+            Marginal,
+            &[("loss_high", Marginal)],
+        );
+        check(
+            Figures {
+                loss_percent: Some(8.0),
+                ..clean()
+            },
+            NotReady,
+            &[("loss_high", NotReady)],
+        );
+        check(
+            Figures {
+                jitter_ms: Some(45.0),
+                ..clean()
+            },
+            Marginal,
+            &[("jitter_high", Marginal)],
+        );
+        check(
+            Figures {
+                audio: false,
+                ..clean()
+            },
+            NotReady,
+            &[("no_audio", NotReady)],
+        );
+        check(
+            Figures {
+                video: false,
+                ..clean()
+            },
+            Marginal,
+            &[("no_video", Marginal)],
+        );
+        check(
+            Figures {
+                video: false,
+                loss_percent: Some(9.0),
+                ..clean()
+            },
             NotReady,
             &[("loss_high", NotReady), ("no_video", Marginal)],
         );
         check(Figures::default(), NotReady, &[("no_connection", NotReady)]);
         check(
-            Figures { completed: false, ..clean() },
+            Figures {
+                completed: false,
+                ..clean()
+            },
             NotReady,
             &[("incomplete", NotReady)],
         );
@@ -738,7 +834,10 @@ mod tests {
             measured: Some(190.4),
             limit: Some(540.0),
         };
-        assert_eq!(reason.message(), "upload 190 kbit/s, a meeting needs 540 kbit/s");
+        assert_eq!(
+            reason.message(),
+            "upload 190 kbit/s, a meeting needs 540 kbit/s"
+        );
         for (code, name) in REASON_CODES {
             assert_eq!(ReasonCode::parse(name), Some(*code));
             assert_eq!(code.as_str(), *name);

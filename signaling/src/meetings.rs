@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use cau_sfu::{Command, MediaKind, PeerEvent, PeerId, RoomId, SfuHandle, Subscriptions};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::line_test::{LineTestRecord, result_message};
 use crate::meeting::{Action, Entry, Meeting, MeetingError, MeetingPlan, Output, Snapshot};
 use crate::model::{AttendanceRecord, Millis, Role};
 use crate::protocol::{
@@ -29,6 +30,8 @@ pub(crate) struct Admission {
     pub role: Role,
     /// The meeting as scheduled, to start its core on the first connection.
     pub plan: MeetingPlan,
+    /// The latest line test of each invited site, as stored when the token was checked.
+    pub line_tests: Vec<LineTestRecord>,
 }
 
 /// A roll-call record for the store's writer.
@@ -48,6 +51,10 @@ pub(crate) struct Meetings {
 struct Running {
     core: Meeting,
     links: HashMap<PeerId, Link>,
+    /// The latest line test of each invited site that has one, by site code: shown
+    /// with the site in `meeting_state`. Kept here, not in the core, since it decides
+    /// nothing in the meeting.
+    line_tests: HashMap<String, LineTestRecord>,
 }
 
 /// One site's connection, as the meeting shell knows it.
@@ -85,7 +92,12 @@ impl Meetings {
             .or_insert_with(|| Running {
                 core: Meeting::new(admission.plan.clone()),
                 links: HashMap::new(),
+                line_tests: HashMap::new(),
             });
+        // Each admission read the store afresh: keep whichever test is newer.
+        for record in &admission.line_tests {
+            running.remember_line_test(record);
+        }
         running.links.insert(
             peer,
             Link {
@@ -223,9 +235,31 @@ impl Meetings {
             }
         }
         if changed {
-            let message = ServerMessage::MeetingState(state_message(&running.core.snapshot()));
+            let state = state_message(&running.core.snapshot(), &running.line_tests);
+            let message = ServerMessage::MeetingState(state);
             for link in running.links.values().filter(|l| l.admitted) {
                 let _ = link.outbox.send(Outbound::Message(message.clone()));
+            }
+        }
+    }
+
+    /// A site finished a line test: every running meeting that invites it shows the
+    /// result to its sites at once.
+    pub(crate) fn line_test_done(&self, record: &LineTestRecord) {
+        let mut inner = self.lock();
+        for (meeting_id, running) in inner.iter_mut() {
+            let snapshot = running.core.snapshot();
+            let invited = snapshot
+                .sites
+                .iter()
+                .any(|site| site.code == record.site.as_str());
+            if invited && running.remember_line_test(record) {
+                let state = state_message(&snapshot, &running.line_tests);
+                let message = ServerMessage::MeetingState(state);
+                for link in running.links.values().filter(|l| l.admitted) {
+                    let _ = link.outbox.send(Outbound::Message(message.clone()));
+                }
+                tracing::debug!(meeting = %meeting_id, site = %record.site, "line test shown");
             }
         }
     }
@@ -238,8 +272,26 @@ impl Meetings {
     }
 }
 
+impl Running {
+    /// Keeps `record` if it is the site's newest; says whether it was.
+    fn remember_line_test(&mut self, record: &LineTestRecord) -> bool {
+        let site = record.site.as_str();
+        let newer = self
+            .line_tests
+            .get(site)
+            .is_none_or(|known| known.at < record.at);
+        if newer {
+            self.line_tests.insert(site.to_owned(), record.clone());
+        }
+        newer
+    }
+}
+
 /// The wire form of a meeting's snapshot.
-fn state_message(snapshot: &Snapshot) -> MeetingState {
+fn state_message(
+    snapshot: &Snapshot,
+    line_tests: &HashMap<String, LineTestRecord>,
+) -> MeetingState {
     MeetingState {
         opened: snapshot.opened,
         mode: snapshot.mode.as_str().to_owned(),
@@ -262,6 +314,7 @@ fn state_message(snapshot: &Snapshot) -> MeetingState {
                     left_at: site.attendance.left_at,
                     reason: site.attendance.reason.clone(),
                 },
+                line_test: line_tests.get(&site.code).map(result_message),
             })
             .collect(),
     }

@@ -28,6 +28,7 @@ const CLIENT_TYPES: &[&str] = &[
     "set_layout",
     "mark_absent",
     "client_stats",
+    "start_line_test",
 ];
 
 /// A parsed message from a client.
@@ -86,6 +87,10 @@ pub enum ClientMessage {
     ClientStats {
         stats: ClientStats,
     },
+    /// Test this site's line with its join link's token, instead of joining.
+    StartLineTest {
+        token: String,
+    },
 }
 
 /// A summary of the browser's own `getStats()`, sent every few seconds over signaling.
@@ -140,9 +145,10 @@ impl ClientStats {
             .iter()
             .flatten()
             .all(|v| v.is_finite() && *v >= 0.0 && *v < 1e12);
-        let state_ok = self.ice_state.as_ref().is_none_or(|s| {
-            s.len() <= 16 && s.chars().all(|c| c.is_ascii_lowercase())
-        });
+        let state_ok = self
+            .ice_state
+            .as_ref()
+            .is_none_or(|s| s.len() <= 16 && s.chars().all(|c| c.is_ascii_lowercase()));
         numbers_ok && state_ok
     }
 }
@@ -190,6 +196,14 @@ pub enum ServerMessage {
         role: String,
     },
     MeetingState(MeetingState),
+    /// The line test is admitted: offer now.
+    LineTestStarted {
+        meeting: MeetingRef,
+        site: SiteRef,
+        plan: LineTestPlanView,
+    },
+    /// The line test's verdict and figures; the server closes the socket after it.
+    LineTestResult(LineTestResult),
     Error {
         code: ErrorCode,
         message: String,
@@ -216,7 +230,7 @@ pub struct SiteRef {
 }
 
 /// The `meeting_state` message: see docs/signaling.md.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeetingState {
     pub opened: bool,
     pub mode: String,
@@ -226,7 +240,7 @@ pub struct MeetingState {
     pub sites: Vec<MeetingSite>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeetingSite {
     pub code: String,
     pub name: String,
@@ -235,6 +249,59 @@ pub struct MeetingSite {
     pub in_lobby: bool,
     pub muted_by_chair: bool,
     pub attendance: AttendanceState,
+    /// The site's latest line test from the day before the start on, if any.
+    pub line_test: Option<LineTestResult>,
+}
+
+/// The phases of a line test, for the site's progress bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineTestPlanView {
+    pub probe_ms: u64,
+    pub download_ms: u64,
+    pub upload_ms: u64,
+    pub download_kbps: u64,
+    pub upload_kbps: u64,
+}
+
+/// A line test's verdict (`ready`, `marginal`, `not_ready`), why, and its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineTestResult {
+    pub verdict: String,
+    /// When it ended, in milliseconds since the Unix epoch.
+    pub at: i64,
+    /// Worst first; empty when ready.
+    pub reasons: Vec<LineTestReason>,
+    pub figures: LineTestFigures,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineTestReason {
+    /// Stable: `no_connection`, `incomplete`, `no_reply`, `download_low`, `upload_low`,
+    /// `rtt_high`, `loss_high`, `jitter_high`, `no_audio`, `no_video`.
+    pub code: String,
+    /// `marginal` or `not_ready`.
+    pub severity: String,
+    /// The figure measured (kbit/s, ms or percent, by the code).
+    pub measured: Option<f64>,
+    /// For throughput what a meeting needs; otherwise the threshold crossed.
+    pub limit: Option<f64>,
+    /// In English, with the figures.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineTestFigures {
+    pub rtt_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub download_kbps: f64,
+    pub upload_kbps: f64,
+    pub download_needed_kbps: u64,
+    pub upload_needed_kbps: u64,
+    /// Whether the microphone's and the camera's RTP reached the server.
+    pub audio: bool,
+    pub video: bool,
+    pub duration_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -302,6 +369,7 @@ pub enum ErrorCode {
     BadLayout,
     BadReason,
     Replaced,
+    LineTestBusy,
     Internal,
 }
 
@@ -471,6 +539,13 @@ mod tests {
             }),
         );
         check(r#"{"type":"request_floor"}"#, Ok(RequestFloor {}));
+        check(
+            r#"{"type":"start_line_test","token":"abc"}"#,
+            Ok(StartLineTest {
+                token: "abc".into(),
+            }),
+        );
+        check(r#"{"type":"start_line_test"}"#, Err(ErrorCode::BadJson));
         check(
             r#"{"type":"mark_absent","site":"x"}"#,
             Err(ErrorCode::BadJson),

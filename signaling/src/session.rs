@@ -230,6 +230,17 @@ impl Session {
                 ErrorCode::AlreadyJoined,
                 "this session has joined a room already",
             )),
+            // A line test takes the whole session: it ends with the result.
+            (None, ClientMessage::StartLineTest { token }) if !waiting => {
+                match crate::line_test::run(&mut self.socket, &self.state, &token).await {
+                    Ok(()) => return Flow::Stop(End::Left),
+                    Err(refusal) => Err(refusal),
+                }
+            }
+            (_, ClientMessage::StartLineTest { .. }) => Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "this session is in a meeting already; run the line test in another",
+            )),
             (None, ClientMessage::Leave {}) if waiting => {
                 self.send(&ServerMessage::Left {}).await;
                 return Flow::Stop(End::Left);

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::directory::DirectoryError;
+use crate::line_test::{Figures, LineTestRecord, Reason, ReasonCode, Verdict};
 use crate::model::{
     AttendanceRecord, AttendanceStatus, FloorMode, InputError, Invitation, MAX_REASON_CHARS,
     Meeting, MeetingDraft, MeetingId, MeetingStatus, Millis, Role, Site, SiteAttendance, SiteCode,
@@ -717,6 +718,74 @@ impl Store {
             .collect()
     }
 
+    // ---- Line tests ----
+
+    /// Keeps one finished line test.
+    pub async fn save_line_test(&self, record: &LineTestRecord) -> Result<(), StoreError> {
+        let figures = &record.figures;
+        sqlx::query(
+            "INSERT INTO line_tests (site_code, meeting_id, tested_at, verdict, reasons, \
+             connected, completed, rtt_ms, jitter_ms, loss_percent, download_kbps, \
+             upload_kbps, download_needed_kbps, upload_needed_kbps, audio, video, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(record.site.as_str())
+        .bind(record.meeting.as_ref().map(MeetingId::as_str))
+        .bind(record.at)
+        .bind(record.verdict.as_str())
+        .bind(reasons_json(&record.reasons))
+        .bind(figures.connected)
+        .bind(figures.completed)
+        .bind(figures.rtt_ms)
+        .bind(figures.jitter_ms)
+        .bind(figures.loss_percent)
+        .bind(figures.download_kbps)
+        .bind(figures.upload_kbps)
+        .bind(i64::try_from(record.download_needed_kbps).unwrap_or(i64::MAX))
+        .bind(i64::try_from(record.upload_needed_kbps).unwrap_or(i64::MAX))
+        .bind(figures.audio)
+        .bind(figures.video)
+        .bind(figures.duration_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A site's line tests, newest first, at most `limit`.
+    pub async fn line_tests(
+        &self,
+        site: &SiteCode,
+        limit: u32,
+    ) -> Result<Vec<LineTestRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{LINE_TEST_SELECT} WHERE site_code = $1 ORDER BY tested_at DESC LIMIT $2"
+        ))
+        .bind(site.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(line_test_from_row).collect()
+    }
+
+    /// The latest line test since `since` of every site `meeting` invites.
+    pub async fn latest_line_tests(
+        &self,
+        meeting: &MeetingId,
+        since: Millis,
+    ) -> Result<Vec<LineTestRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{LINE_TEST_SELECT} t WHERE tested_at >= $2 AND site_code IN \
+             (SELECT site_code FROM invitations WHERE meeting_id = $1) \
+             AND tested_at = (SELECT MAX(tested_at) FROM line_tests l \
+             WHERE l.site_code = t.site_code)"
+        ))
+        .bind(meeting.as_str())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(line_test_from_row).collect()
+    }
+
     // ---- Secrets ----
 
     /// The secret named `name`, or `value` stored under that name if there was none.
@@ -747,6 +816,81 @@ impl Store {
                 .await?,
         )
     }
+}
+
+const LINE_TEST_SELECT: &str = "SELECT site_code, meeting_id, tested_at, verdict, reasons, \
+    connected, completed, rtt_ms, jitter_ms, loss_percent, download_kbps, upload_kbps, \
+    download_needed_kbps, upload_needed_kbps, audio, video, duration_ms FROM line_tests";
+
+/// A line test's reasons as the JSON the `reasons` column holds.
+fn reasons_json(reasons: &[Reason]) -> String {
+    let list: Vec<serde_json::Value> = reasons
+        .iter()
+        .map(|reason| {
+            serde_json::json!({
+                "code": reason.code.as_str(),
+                "severity": reason.severity.as_str(),
+                "measured": reason.measured,
+                "limit": reason.limit,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn reasons_from_json(text: &str) -> Result<Vec<Reason>, StoreError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| corrupt("line test reasons", text))?;
+    let list = value
+        .as_array()
+        .ok_or_else(|| corrupt("line test reasons", text))?;
+    list.iter()
+        .map(|item| {
+            let name = |key: &str| item.get(key).and_then(serde_json::Value::as_str);
+            let code = name("code").and_then(ReasonCode::parse);
+            let severity = name("severity").and_then(Verdict::parse);
+            let (Some(code), Some(severity)) = (code, severity) else {
+                return Err(corrupt("line test reason", &item.to_string()));
+            };
+            Ok(Reason {
+                code,
+                severity,
+                measured: item.get("measured").and_then(serde_json::Value::as_f64),
+                limit: item.get("limit").and_then(serde_json::Value::as_f64),
+            })
+        })
+        .collect()
+}
+
+fn line_test_from_row(row: &SqliteRow) -> Result<LineTestRecord, StoreError> {
+    let verdict: String = row.try_get("verdict")?;
+    let reasons: String = row.try_get("reasons")?;
+    let meeting: Option<String> = row.try_get("meeting_id")?;
+    let needed = |column: &str| -> Result<u64, StoreError> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
+    };
+    Ok(LineTestRecord {
+        site: code_column(row, "site_code")?,
+        meeting: meeting.as_deref().and_then(MeetingId::parse),
+        at: row.try_get("tested_at")?,
+        verdict: Verdict::parse(&verdict).ok_or_else(|| corrupt("line test verdict", &verdict))?,
+        reasons: reasons_from_json(&reasons)?,
+        figures: Figures {
+            connected: row.try_get("connected")?,
+            completed: row.try_get("completed")?,
+            rtt_ms: row.try_get("rtt_ms")?,
+            jitter_ms: row.try_get("jitter_ms")?,
+            loss_percent: row.try_get("loss_percent")?,
+            download_kbps: row.try_get("download_kbps")?,
+            upload_kbps: row.try_get("upload_kbps")?,
+            audio: row.try_get("audio")?,
+            video: row.try_get("video")?,
+            duration_ms: row.try_get("duration_ms")?,
+        },
+        download_needed_kbps: needed("download_needed_kbps")?,
+        upload_needed_kbps: needed("upload_needed_kbps")?,
+    })
 }
 
 const MEETING_SELECT: &str = "SELECT id, title, agenda, starts_at, ends_at, chair_site, \

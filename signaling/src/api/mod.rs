@@ -28,8 +28,8 @@ use crate::model::{InputError, MeetingId, Millis, SiteCode, parse_time};
 use crate::store::{MeetingRange, StoreError};
 pub(crate) use wire::ErrorBody;
 use wire::{
-    AttendanceLine, ConflictView, InvitationMeeting, InvitationSite, InvitationView,
-    JoinLink, LinkRequest, MeetingRequest, MeetingView, NewSite, SiteChange, SiteView,
+    AttendanceLine, ConflictView, InvitationMeeting, InvitationSite, InvitationView, JoinLink,
+    LineTestView, LinkRequest, MeetingRequest, MeetingView, NewSite, SiteChange, SiteView,
 };
 
 /// Requests carry at most a meeting: an agenda of 10,000 characters is under 40 KiB
@@ -42,6 +42,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/api/openapi.json", get(openapi))
         .route("/api/sites", get(list_sites).post(create_site))
         .route("/api/sites/{code}", put(update_site).delete(delete_site))
+        .route("/api/sites/{code}/line-tests", get(line_tests))
         .route("/api/meetings", get(list_meetings).post(create_meeting))
         // `{id}` also matches `<id>.ics`: the router has no suffix patterns.
         .route(
@@ -258,7 +259,7 @@ type ApiResult<T> = Result<T, ApiError>;
     paths(
         list_sites, create_site, update_site, delete_site, list_meetings, create_meeting,
         get_meeting, meeting_ics, update_meeting, cancel_meeting, create_link, revoke_link,
-        reissue_link, attendance, attendance_csv, invitation, openapi,
+        reissue_link, attendance, attendance_csv, invitation, openapi, line_tests,
         crate::monitor::http::sites, crate::monitor::http::site_link,
         crate::monitor::http::site_events
     ),
@@ -374,6 +375,45 @@ async fn delete_site(
     let code = SiteCode::parse(&code).map_err(|_| site_not_found(&code))?;
     state.store.delete_site(&code, now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LineTestsQuery {
+    /// At most this many, newest first: 1 to 500, 50 if not given.
+    limit: Option<u32>,
+}
+
+/// A site's line tests, newest first: what each measured and concluded.
+#[utoipa::path(get, path = "/api/sites/{code}/line-tests", tag = "sites", security(("admin" = [])),
+    params(("code" = String, Path, description = "The site's code"), LineTestsQuery),
+    responses(
+        (status = 200, body = Vec<LineTestView>),
+        (status = 400, body = ErrorBody, description = "`invalid_query`: a limit outside 1 to 500"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`site_not_found`"),
+    ))]
+async fn line_tests(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    Path(code): Path<String>,
+    query: Result<Query<LineTestsQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<LineTestView>>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit is 1 to 500",
+        ));
+    }
+    let code = SiteCode::parse(&code).map_err(|_| site_not_found(&code))?;
+    if state.store.site(&code).await?.is_none() {
+        return Err(site_not_found(code.as_str()));
+    }
+    let records = state.store.line_tests(&code, limit).await?;
+    Ok(Json(records.iter().map(LineTestView::new).collect()))
 }
 
 fn site_not_found(code: &str) -> ApiError {

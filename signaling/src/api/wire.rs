@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::access::Tokens;
+use crate::line_test::{LineTestRecord, Verdict};
 use crate::model::{
     self, AttendanceStatus, DraftFields, InputError, Meeting, MeetingDraft, MeetingStatus, Role,
     Site, SiteAttendance, SiteCode, SiteName, format_time, parse_time,
@@ -224,6 +225,100 @@ pub struct AttendanceLine {
     pub left_at: Option<String>,
     /// Why an absent site is absent.
     pub reason: Option<String>,
+}
+
+/// A line test's verdict.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LineTestVerdict {
+    Ready,
+    /// A meeting works, with less: lower video, some delay, the odd glitch.
+    Marginal,
+    NotReady,
+}
+
+/// One line test of a site, as it measured and concluded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineTestView {
+    /// RFC 3339, UTC: when the test ended.
+    pub at: String,
+    /// The meeting whose join link ran the test.
+    pub meeting: Option<String>,
+    pub verdict: LineTestVerdict,
+    /// Why it is not ready, or only marginal; worst first, empty when ready.
+    pub reasons: Vec<LineTestReasonView>,
+    /// False when no media connection came up: the figures are then all zero.
+    pub connected: bool,
+    /// Median round-trip time of the probes, under the test's load.
+    pub rtt_ms: Option<f64>,
+    /// Mean change between consecutive round trips.
+    pub jitter_ms: Option<f64>,
+    /// Probes that never came back.
+    pub loss_percent: Option<f64>,
+    /// What reached the site, and what it needed for a meeting.
+    pub download_kbps: f64,
+    pub download_needed_kbps: u64,
+    /// What reached the server from the site, and what it needed.
+    pub upload_kbps: f64,
+    pub upload_needed_kbps: u64,
+    /// Whether the microphone's sound and the camera's picture reached the server.
+    pub audio: bool,
+    pub video: bool,
+    pub duration_ms: i64,
+}
+
+/// Why a line is not ready, or only marginal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineTestReasonView {
+    /// `no_connection`, `incomplete`, `no_reply`, `download_low`, `upload_low`,
+    /// `rtt_high`, `loss_high`, `jitter_high`, `no_audio` or `no_video`.
+    #[schema(example = "upload_low")]
+    pub code: String,
+    /// `marginal` or `not_ready`.
+    pub severity: String,
+    /// The figure measured: kbit/s, ms or percent, by the code.
+    pub measured: Option<f64>,
+    /// For throughput, what a meeting needs; otherwise the threshold crossed.
+    pub limit: Option<f64>,
+    #[schema(example = "upload 190 kbit/s, a meeting needs 540 kbit/s")]
+    pub message: String,
+}
+
+impl LineTestView {
+    pub fn new(record: &LineTestRecord) -> LineTestView {
+        let figures = &record.figures;
+        LineTestView {
+            at: format_time(record.at),
+            meeting: record.meeting.as_ref().map(ToString::to_string),
+            verdict: match record.verdict {
+                Verdict::Ready => LineTestVerdict::Ready,
+                Verdict::Marginal => LineTestVerdict::Marginal,
+                Verdict::NotReady => LineTestVerdict::NotReady,
+            },
+            reasons: record
+                .reasons
+                .iter()
+                .map(|reason| LineTestReasonView {
+                    code: reason.code.as_str().to_owned(),
+                    severity: reason.severity.as_str().to_owned(),
+                    measured: reason.measured,
+                    limit: reason.limit,
+                    message: reason.message(),
+                })
+                .collect(),
+            connected: figures.connected,
+            rtt_ms: figures.rtt_ms,
+            jitter_ms: figures.jitter_ms,
+            loss_percent: figures.loss_percent,
+            download_kbps: figures.download_kbps,
+            download_needed_kbps: record.download_needed_kbps,
+            upload_kbps: figures.upload_kbps,
+            upload_needed_kbps: record.upload_needed_kbps,
+            audio: figures.audio,
+            video: figures.video,
+            duration_ms: figures.duration_ms,
+        }
+    }
 }
 
 /// Every refusal: a stable code for programs and a message for people.
