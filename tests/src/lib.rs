@@ -3,6 +3,7 @@ pub mod api;
 pub mod browser;
 pub mod client;
 pub mod http;
+pub mod line_test;
 pub mod raw;
 pub mod rest;
 pub mod server;
