@@ -10,7 +10,10 @@
 //   - a participant asks for the floor and speaks when it holds it: in chair mode its
 //     microphone is on only then (the server withholds its audio anyway);
 //   - the chair's console admits, opens, grants and revokes, mutes, picks the layout and
-//     calls the roll; an observer sees the console without its buttons.
+//     calls the roll, and sees each site's latest line test; an observer sees the
+//     console without its buttons.
+// Before joining and while waiting in the lobby, the site can run its line test
+// (linetest.js) from the card below.
 //
 // Query: `token` (required), `autojoin=1` (join at once, for kiosks and tests),
 // `lang=vi|en`. For tests: `document.body.dataset.site` and `.role` say who this page is,
@@ -21,6 +24,7 @@ import {
   $, RECONNECT_DELAYS_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
   setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
+import { attachLineTestCard, formatWhen, normaliseLineTest, showReason } from './linetest.js';
 
 /** Errors before `joined` that another attempt would only repeat. */
 const FATAL_BEFORE_JOINED = new Set([
@@ -52,6 +56,11 @@ let micAllowed = null;
 let floorPending = false;
 
 window.cauMeeting = { me, state: null };
+
+const lineTest = attachLineTestCard($('line-test-card'), {
+  token: () => token,
+  stream: () => localStream,
+});
 
 const tiles = new TileSet({
   place: (tile) => $('thumbs').append(tile.element),
@@ -107,6 +116,7 @@ async function readInvitation() {
   }
   if (response.ok && body && typeof body === 'object') {
     showInvitation(body);
+    $('line-test-card').hidden = false;
     return true;
   }
   if ([400, 401, 403, 404, 410].includes(response.status) && typeof body?.code === 'string') {
@@ -171,6 +181,7 @@ function refuse({ code, message }) {
   }
   $('join-button').disabled = true;
   $('join-button').hidden = true;
+  $('line-test-card').hidden = true;
   document.body.dataset.refused = code;
 }
 
@@ -257,6 +268,8 @@ function startSession() {
     fatalAlways: FATAL_ALWAYS,
     onSignalingState: (state) => setSignalingState(state),
     onJoined: () => {
+      // In the meeting the line carries the meeting: a test now would only disturb it.
+      lineTest.abort();
       reconnectAttempt = 0;
       stopMeter();
       stopMeter = () => {};
@@ -446,6 +459,7 @@ function normaliseState(message) {
         left_at: Number.isFinite(site.attendance?.left_at) ? site.attendance.left_at : null,
         reason: typeof site.attendance?.reason === 'string' ? site.attendance.reason : null,
       },
+      line_test: normaliseLineTest(site.line_test),
     }));
   return {
     opened: message.opened === true,
@@ -758,7 +772,7 @@ function renderRollCall(state, chair) {
 function makeRow(code) {
   const element = document.createElement('tr');
   element.dataset.site = code;
-  const cells = [0, 1, 2, 3, 4].map(() => document.createElement('td'));
+  const cells = [0, 1, 2, 3, 4, 5].map(() => document.createElement('td'));
   element.append(...cells);
 
   const dot = document.createElement('span');
@@ -803,8 +817,11 @@ function makeRow(code) {
     }
     act({ type: 'mark_absent', site: code, reason: text });
   });
-  cells[4].append(admit, mute, absent);
-  return { element, cells, dot, name, role, status, reason, admit, mute, absent, input };
+  cells[5].append(admit, mute, absent);
+  const line = document.createElement('div');
+  line.className = 'line-readiness';
+  cells[4].append(line);
+  return { element, cells, dot, name, role, status, reason, admit, mute, absent, input, line };
 }
 
 function updateRow(row, site, state, chair) {
@@ -827,6 +844,37 @@ function updateRow(row, site, state, chair) {
   setText(row.mute, site.muted_by_chair ? 'console.unmute' : 'console.mute');
   row.mute.classList.toggle('off', site.muted_by_chair);
   row.absent.hidden = !chair || site.connected || isChair;
+  renderReadiness(row.line, site.line_test);
+}
+
+/** A site's latest line test in its roll-call row: the verdict, when, and why. */
+function renderReadiness(container, result) {
+  container.replaceChildren();
+  const badge = document.createElement('span');
+  badge.className = 'verdict-badge';
+  container.append(badge);
+  if (!result) {
+    badge.dataset.verdict = 'untested';
+    container.dataset.verdict = 'untested';
+    setText(badge, 'rollcall.line_untested');
+    return;
+  }
+  badge.dataset.verdict = result.verdict;
+  container.dataset.verdict = result.verdict;
+  setText(badge, `linetest.verdict.${result.verdict}`);
+  if (result.at !== null) {
+    const when = document.createElement('small');
+    when.className = 'line-when';
+    when.textContent = formatWhen(result.at);
+    container.append(' ', when);
+  }
+  for (const reason of result.reasons) {
+    const line = document.createElement('small');
+    line.className = 'reason line-reason';
+    line.dataset.code = reason.code;
+    showReason(line, reason);
+    container.append(line);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ assets! {
     "line-test-page.js" => "text/javascript; charset=utf-8",
     "schedule.html" => "text/html; charset=utf-8",
     "schedule.js" => "text/javascript; charset=utf-8",
+    "monitor.html" => "text/html; charset=utf-8",
+    "monitor.js" => "text/javascript; charset=utf-8",
     "vendor/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css" => "text/css; charset=utf-8",
 }
