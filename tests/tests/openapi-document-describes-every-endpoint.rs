@@ -18,6 +18,10 @@ async fn openapi_document_describes_every_endpoint() -> anyhow::Result<()> {
     let expected = [
         ("/api/sites", &["get", "post"][..]),
         ("/api/sites/{code}", &["put", "delete"]),
+        ("/api/sites/{code}/line-tests", &["get"]),
+        ("/api/sites/{code}/link", &["get"]),
+        ("/api/sites/{code}/link/events", &["get"]),
+        ("/api/monitor/sites", &["get"]),
         ("/api/meetings", &["get", "post"]),
         ("/api/meetings/{id}", &["get", "put"]),
         ("/api/meetings/{id}.ics", &["get"]),
@@ -60,6 +64,7 @@ async fn openapi_document_describes_every_endpoint() -> anyhow::Result<()> {
         "SiteView",
         "InvitationView",
         "ErrorBody",
+        "LineTestView",
     ] {
         ensure!(schemas.contains_key(schema), "no schema {schema}");
     }
