@@ -284,9 +284,10 @@ async fn echo_probes(
             DataChannelEvent::OnOpen => opened(&opened_count),
             DataChannelEvent::OnMessage(message) => {
                 // The probe goes back as it came, at once.
-                if probe.send(message.data).await.is_ok() {
-                    counters.probes_echoed.fetch_add(1, Ordering::Relaxed);
-                }
+                let echoed = probe.send(message.data).await.is_ok();
+                counters
+                    .probes_echoed
+                    .fetch_add(u64::from(echoed), Ordering::Relaxed);
             }
             DataChannelEvent::OnClose => break,
             _ => {}
