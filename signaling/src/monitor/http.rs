@@ -25,6 +25,8 @@ use crate::model::{Millis, SiteCode, parse_time};
 const MAX_ROWS: i64 = 17_280;
 /// The first message of a dashboard socket must come within this time.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a dashboard is told the feed is alive when nothing else happens.
+const HEARTBEAT: Duration = Duration::from_secs(10);
 /// The dashboard sends nothing but its token: anything larger is refused.
 const MAX_DASHBOARD_FRAME: usize = 4096;
 
@@ -246,8 +248,18 @@ async fn serve_dashboard(mut socket: WebSocket, state: Arc<AppState>) {
     if !send(&mut socket, &snapshot).await {
         return;
     }
+    // A quiet feed and a dead connection look alike to the page: a heartbeat tells
+    // them apart.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
     loop {
         tokio::select! {
+            _ = heartbeat.tick() => {
+                let beat = Utf8Bytes::from_static(r#"{"type":"heartbeat"}"#);
+                if socket.send(Message::Text(beat)).await.is_err() {
+                    return;
+                }
+            }
             update = updates.recv() => match update {
                 Ok(text) => {
                     if socket.send(Message::Text(Utf8Bytes::from(&*text))).await.is_err() {
