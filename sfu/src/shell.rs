@@ -41,14 +41,21 @@ pub struct SfuHandle {
     shared: Arc<SharedStats>,
 }
 
+/// Datagrams read in one go before timers and commands get their turn.
+const READ_BATCH: usize = 256;
+
 /// Figures the media thread publishes for the rest of the process (metrics, tests).
 #[derive(Default)]
 struct SharedStats {
     peers: AtomicUsize,
     rooms: AtomicUsize,
+    packets_received: AtomicU64,
     packets_forwarded: AtomicU64,
+    bytes_forwarded: AtomicU64,
+    packets_withheld: AtomicU64,
     datagrams_malformed: AtomicU64,
     datagrams_unroutable: AtomicU64,
+    keyframe_requests_sent: AtomicU64,
 }
 
 enum ShellCommand {
@@ -195,10 +202,13 @@ impl SfuHandle {
         SfuStats {
             peers: self.shared.peers.load(Ordering::Relaxed),
             rooms: self.shared.rooms.load(Ordering::Relaxed),
+            packets_received: self.shared.packets_received.load(Ordering::Relaxed),
             packets_forwarded: self.shared.packets_forwarded.load(Ordering::Relaxed),
+            bytes_forwarded: self.shared.bytes_forwarded.load(Ordering::Relaxed),
+            packets_withheld: self.shared.packets_withheld.load(Ordering::Relaxed),
             datagrams_malformed: self.shared.datagrams_malformed.load(Ordering::Relaxed),
             datagrams_unroutable: self.shared.datagrams_unroutable.load(Ordering::Relaxed),
-            ..SfuStats::default()
+            keyframe_requests_sent: self.shared.keyframe_requests_sent.load(Ordering::Relaxed),
         }
     }
 
@@ -226,13 +236,19 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut events = Events::with_capacity(64);
+        // The socket may hold more than one batch: then poll without waiting, since
+        // edge-triggered readiness will not fire again for what is already there.
+        let mut socket_backlog = false;
         loop {
-            let timeout = self
-                .core
-                .poll_timeout()
-                .map(|at| at.saturating_duration_since(Instant::now()))
-                // Wake at least once a second so published figures stay fresh.
-                .map_or(Duration::from_secs(1), |d| d.min(Duration::from_secs(1)));
+            let timeout = if socket_backlog {
+                Duration::ZERO
+            } else {
+                self.core
+                    .poll_timeout()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+                    // Wake at least once a second so published figures stay fresh.
+                    .map_or(Duration::from_secs(1), |d| d.min(Duration::from_secs(1)))
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != ErrorKind::Interrupted {
                     tracing::error!("media poll failed: {e}");
@@ -240,10 +256,9 @@ impl Worker {
                 }
                 continue;
             }
-            for event in events.iter() {
-                if event.token() == SOCKET {
-                    self.read_socket();
-                }
+            let readable = events.iter().any(|event| event.token() == SOCKET);
+            if readable || socket_backlog {
+                socket_backlog = self.read_socket();
             }
             if !self.take_commands() {
                 tracing::info!("media thread stopping");
@@ -255,10 +270,13 @@ impl Worker {
         }
     }
 
-    /// Reads until the socket is empty: with edge-triggered readiness, a datagram left
-    /// behind would not wake us again.
-    fn read_socket(&mut self) {
-        loop {
+    /// Reads until the socket is empty or one batch is read; returns whether datagrams
+    /// may remain. With edge-triggered readiness a datagram left behind would not wake
+    /// us again, so the caller comes back at once; the batch limit keeps a socket that
+    /// never empties under load from starving timers (RTCP, statistics, keyframe
+    /// requests) and signaling's commands (answers, new peers).
+    fn read_socket(&mut self) -> bool {
+        for _ in 0..READ_BATCH {
             match self.socket.recv_from(&mut self.buffer) {
                 Ok((len, source)) => {
                     if len >= MAX_DATAGRAM {
@@ -268,7 +286,7 @@ impl Worker {
                         .handle_datagram(source, &self.buffer[..len], Instant::now());
                     self.flush();
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // ICMP errors from earlier sends (a client gone away) surface here on
                 // some systems; they concern one peer only.
@@ -278,6 +296,7 @@ impl Worker {
                 }
             }
         }
+        true
     }
 
     /// Carries out queued commands. Returns false at shutdown.
@@ -344,9 +363,22 @@ impl Worker {
         let stats = self.core.stats();
         self.shared.peers.store(stats.peers, Ordering::Relaxed);
         self.shared.rooms.store(stats.rooms, Ordering::Relaxed);
-        self.shared
+        let shared = &self.shared;
+        shared
+            .packets_received
+            .store(stats.packets_received, Ordering::Relaxed);
+        shared
             .packets_forwarded
             .store(stats.packets_forwarded, Ordering::Relaxed);
+        shared
+            .bytes_forwarded
+            .store(stats.bytes_forwarded, Ordering::Relaxed);
+        shared
+            .packets_withheld
+            .store(stats.packets_withheld, Ordering::Relaxed);
+        shared
+            .keyframe_requests_sent
+            .store(stats.keyframe_requests_sent, Ordering::Relaxed);
         self.shared
             .datagrams_malformed
             .store(stats.datagrams_malformed, Ordering::Relaxed);

@@ -306,3 +306,80 @@ pub(crate) async fn recent_alerts(
         .await?;
     Ok((alerts, max_id.unwrap_or(0)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::TempStore;
+
+    fn row(at: Millis, score: f64, level: &str, loss: f64) -> Write {
+        Write::Sample {
+            site: "ha-quang".into(),
+            meeting: None,
+            at,
+            row: SampleRow {
+                t: at / 1000,
+                score,
+                level: level.into(),
+                rtt_ms: Some(20.0),
+                loss_in: Some(loss),
+                loss_out: None,
+                jitter_ms: Some(3.0),
+                bitrate_in: Some(500_000.0),
+                bitrate_out: Some(600_000.0),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn minutes_roll_up_and_old_rows_are_pruned() {
+        let temp = TempStore::new().await;
+        let pool = temp.store.pool().clone();
+        const MINUTE: Millis = 60_000;
+        let base = 1_000 * MINUTE;
+        // Minute 0: two good samples and a poor one; minute 1: one excellent sample.
+        let writes = vec![
+            row(base + 5_000, 90.0, "excellent", 0.0),
+            row(base + 10_000, 70.0, "good", 0.02),
+            row(base + 15_000, 50.0, "poor", 0.07),
+            row(base + MINUTE + 5_000, 95.0, "excellent", 0.0),
+            Write::Maintain {
+                before: base + 2 * MINUTE,
+                raw_cutoff: base + MINUTE,
+                rollup_cutoff: base - MINUTE,
+            },
+        ];
+        write_batch(&pool, &writes).await.unwrap();
+
+        let minutes = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Minute, 100)
+            .await
+            .unwrap();
+        assert_eq!(minutes.len(), 2);
+        assert_eq!(minutes[0].t, base / 1000);
+        assert!((minutes[0].score - 70.0).abs() < 1e-9, "{:?}", minutes[0]);
+        // A minute is as bad as its worst sample.
+        assert_eq!(minutes[0].level, "poor");
+        assert!((minutes[0].loss_in.unwrap() - 0.03).abs() < 1e-9);
+        assert_eq!(minutes[1].level, "excellent");
+
+        // Raw samples before the raw cutoff are gone; the later one stays.
+        let raw = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Raw, 100)
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), 1);
+        assert_eq!(raw[0].t, (base + MINUTE + 5_000) / 1000);
+
+        // Roll-ups past their retention go too.
+        let prune = Write::Maintain {
+            before: base,
+            raw_cutoff: base,
+            rollup_cutoff: base + MINUTE,
+        };
+        write_batch(&pool, &[prune]).await.unwrap();
+        let minutes = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Minute, 100)
+            .await
+            .unwrap();
+        assert_eq!(minutes.len(), 1);
+        assert_eq!(minutes[0].t, (base + MINUTE) / 1000);
+    }
+}
