@@ -684,6 +684,17 @@ impl Monitor {
             history::recent_alerts(store.pool(), RECENT_ALERTS as i64).await?;
         let mut lines = Lines::new(config.clone(), &sites, last_alert_id);
         lines.alerts = recent_alerts.into();
+        // Each site's latest line test, so the dashboard shows it after a restart too.
+        for site in &sites {
+            if let Some(test) = store.line_tests(&site.code, 1).await?.into_iter().next() {
+                let view = LineTestView {
+                    verdict: test.verdict.as_str().to_owned(),
+                    at: rfc3339(test.at),
+                    reasons: test.reasons.iter().map(|r| r.message()).collect(),
+                };
+                lines.line_test(site.code.as_str(), view);
+            }
+        }
         let (writes, write_queue) = mpsc::unbounded_channel();
         tokio::spawn(history::write(store.pool().clone(), write_queue));
         let webhook = (!config.webhook_url.is_empty()).then(|| {
