@@ -615,7 +615,7 @@ impl Test<'_> {
         }
     }
 
-    /// Judges the figures, tells the site, stores the result and passes it on.
+    /// Judges the figures, stores the result, passes it on and tells the site.
     async fn conclude(&mut self, admission: &Admission, figures: Figures) {
         let config = &self.state.config.line_test;
         let (verdict, reasons) = judge(&figures, config);
@@ -638,8 +638,7 @@ impl Test<'_> {
             figures = ?record.figures,
             "line test done"
         );
-        self.send(&ServerMessage::LineTestResult(result_message(&record)))
-            .await;
+        // On record before the site hears it: what a site was told, IT staff can read.
         if let Err(error) = self.state.store.save_line_test(&record).await {
             tracing::error!(site = %admission.site_code, %error, "cannot store a line test");
         }
@@ -650,6 +649,8 @@ impl Test<'_> {
         self.state
             .monitor
             .record_line_test(&admission.site_code, verdict.as_str(), at, reasons);
+        self.send(&ServerMessage::LineTestResult(result_message(&record)))
+            .await;
     }
 
     async fn refuse(&mut self, error: ProtocolError) {

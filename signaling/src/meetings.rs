@@ -66,6 +66,9 @@ struct Link {
     subscriptions: HashSet<(PeerId, MediaKind)>,
     /// The SFU holds this peer: gate changes must reach it.
     in_sfu: bool,
+    /// The chair or an observer: shown every site's line test. Participants are not,
+    /// which keeps `meeting_state` small on their often slow lines.
+    oversees: bool,
 }
 
 impl Meetings {
@@ -106,6 +109,7 @@ impl Meetings {
                 audio_allowed: false,
                 subscriptions: HashSet::new(),
                 in_sfu: false,
+                oversees: matches!(admission.role, Role::Chair | Role::Observer),
             },
         );
         let entry = match admission.role {
@@ -235,11 +239,7 @@ impl Meetings {
             }
         }
         if changed {
-            let state = state_message(&running.core.snapshot(), &running.line_tests);
-            let message = ServerMessage::MeetingState(state);
-            for link in running.links.values().filter(|l| l.admitted) {
-                let _ = link.outbox.send(Outbound::Message(message.clone()));
-            }
+            running.show_state(&running.core.snapshot(), true);
         }
     }
 
@@ -254,11 +254,7 @@ impl Meetings {
                 .iter()
                 .any(|site| site.code == record.site.as_str());
             if invited && running.remember_line_test(record) {
-                let state = state_message(&snapshot, &running.line_tests);
-                let message = ServerMessage::MeetingState(state);
-                for link in running.links.values().filter(|l| l.admitted) {
-                    let _ = link.outbox.send(Outbound::Message(message.clone()));
-                }
+                running.show_state(&snapshot, false);
                 tracing::debug!(meeting = %meeting_id, site = %record.site, "line test shown");
             }
         }
@@ -273,6 +269,22 @@ impl Meetings {
 }
 
 impl Running {
+    /// Sends the meeting's state to every admitted site: with the sites' line tests to
+    /// the chair and observers, without to the others (only if `everyone`).
+    fn show_state(&self, snapshot: &Snapshot, everyone: bool) {
+        let overseen = ServerMessage::MeetingState(state_message(snapshot, &self.line_tests));
+        let plain =
+            everyone.then(|| ServerMessage::MeetingState(state_message(snapshot, &HashMap::new())));
+        for link in self.links.values().filter(|l| l.admitted) {
+            let message = match (&plain, link.oversees) {
+                (_, true) => &overseen,
+                (Some(plain), false) => plain,
+                (None, false) => continue,
+            };
+            let _ = link.outbox.send(Outbound::Message(message.clone()));
+        }
+    }
+
     /// Keeps `record` if it is the site's newest; says whether it was.
     fn remember_line_test(&mut self, record: &LineTestRecord) -> bool {
         let site = record.site.as_str();

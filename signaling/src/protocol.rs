@@ -249,7 +249,8 @@ pub struct MeetingSite {
     pub in_lobby: bool,
     pub muted_by_chair: bool,
     pub attendance: AttendanceState,
-    /// The site's latest line test from the day before the start on, if any.
+    /// The site's latest line test from the day before the start on, if any; only in
+    /// what the chair and observers receive.
     pub line_test: Option<LineTestResult>,
 }
 

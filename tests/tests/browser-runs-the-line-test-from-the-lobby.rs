@@ -1,7 +1,7 @@
 //! A commune waiting in the lobby runs its line test in headless Chromium (fake camera
 //! and microphone) and is shown a verdict, with its camera and microphone confirmed by
-//! the server; the chair's roll call shows the commune as ready; and the link's line-test
-//! page of its own runs the test too.
+//! the server; the chair's roll call shows the commune with the same verdict; and the
+//! link's line-test page of its own runs the test too.
 
 use anyhow::bail;
 use cau_tests::api::{admin_config, link_for, now_millis, schedule};
