@@ -19,6 +19,7 @@ pub mod model;
 pub mod protocol;
 mod rooms;
 mod session;
+mod speaker;
 pub mod store;
 mod tls;
 
@@ -108,6 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         next_peer: AtomicU64::new(1),
     });
     tokio::spawn(admission::write_attendance(store, attendance_records));
+    tokio::spawn(meetings::run_clock(Arc::downgrade(&state)));
     let app = http::router(state.clone());
     let handle = axum_server::Handle::new();
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -18,16 +18,20 @@
 //!   mode everyone is heard. In both, the chair can mute any site, and observers are
 //!   never heard.
 //! - Layout: the chair picks up to four sites that everyone shows large; empty means
-//!   automatic (the chair and the active speaker).
+//!   automatic: the chair and the active speaker, or the floor holder when the chair
+//!   speaks or no one does.
+//! - Active speaker: from the voice levels the SFU reports for the sites that may be
+//!   heard, with hysteresis (`speaker.rs`); announced to every site.
 //! - What each site receives follows from the above: participants receive the video of
-//!   the layout's sites (or the chair's and the floor holder's) and the audio of those
-//!   who may be heard; the chair and observers receive every site's video.
+//!   the main screen's sites and the audio of those who may be heard; the chair and
+//!   observers receive every site's video.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use cau_sfu::{MediaKind, PeerId};
 
 use crate::model::{AttendanceRecord, AttendanceStatus, FloorMode, Millis, Role};
+use crate::speaker::ActiveSpeaker;
 
 /// The publishers and kinds one connection receives.
 type Sources = HashSet<(PeerId, MediaKind)>;
@@ -88,6 +92,9 @@ pub enum Output {
     },
     /// The snapshot changed: show everyone the new one.
     StateChanged,
+    /// The active speaker changed: tell everyone. Only this changed, so the shell sends
+    /// this small message rather than the whole state.
+    ActiveSpeaker { site: Option<String> },
 }
 
 /// Where a connecting site goes.
@@ -140,6 +147,7 @@ pub struct Meeting {
     floor: Option<String>,
     queue: VecDeque<String>,
     layout: Vec<String>,
+    speaker: ActiveSpeaker,
     outputs: VecDeque<Output>,
 }
 
@@ -170,6 +178,7 @@ pub struct Snapshot {
     pub floor: Option<String>,
     pub queue: Vec<String>,
     pub layout: Vec<String>,
+    pub active_speaker: Option<String>,
     pub sites: Vec<SiteSnapshot>,
 }
 
@@ -214,6 +223,7 @@ impl Meeting {
             floor: None,
             queue: VecDeque::new(),
             layout: Vec::new(),
+            speaker: ActiveSpeaker::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -241,10 +251,15 @@ impl Meeting {
             audio_allowed: None,
             sources: None,
         });
+        // The SFU meters the new connection afresh and reports nothing while it is
+        // silent: a level kept from the old one would never be taken back.
+        if self.speaker.forget(site, now) {
+            self.announce_speaker();
+        }
         if enters {
             self.enter(site, now);
         }
-        self.changed();
+        self.changed(now);
         Ok(if enters {
             Entry::Admitted
         } else {
@@ -297,7 +312,7 @@ impl Meeting {
         if self.floor.as_deref() == Some(site) {
             self.floor = None;
         }
-        self.changed();
+        self.changed(now);
     }
 
     /// `by` asks for `action`.
@@ -397,8 +412,40 @@ impl Meeting {
                 self.outputs.push_back(Output::Attendance { site, record });
             }
         }
-        self.changed();
+        self.changed(now);
         Ok(())
+    }
+
+    /// The SFU measured a new voice level (0 silent, up to 127) for `peer`, `site`'s
+    /// connection. Levels of a connection that is not the site's current one in the
+    /// meeting, or of a site that may not be heard, are ignored: the SFU stops metering
+    /// withheld audio, but a level may have been on its way when the gate closed.
+    pub fn audio_level(&mut self, site: &str, peer: PeerId, level: u8, now: Millis) {
+        let Some(state) = self.sites.get(site) else {
+            return;
+        };
+        let current = state
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.peer == peer && c.admitted);
+        if !current || !self.heard(site, state) {
+            return;
+        }
+        if self.speaker.level(site, level, now) {
+            self.speaker_changed();
+        }
+    }
+
+    /// When [`Meeting::handle_timeout`] must next be called, if anything waits on time.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.speaker.poll_timeout()
+    }
+
+    /// Time passed: a site may take over as the speaker, or a silent speaker go.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.speaker.handle_timeout(now) {
+            self.speaker_changed();
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -412,6 +459,7 @@ impl Meeting {
             floor: self.floor.clone(),
             queue: self.queue.iter().cloned().collect(),
             layout: self.layout.clone(),
+            active_speaker: self.speaker.current().map(str::to_owned),
             sites: self
                 .sites
                 .iter()
@@ -500,16 +548,7 @@ impl Meeting {
                 (code != own).then_some((code.as_str(), s, connection.peer))
             })
         };
-        let shown: Vec<&str> = if !self.layout.is_empty() {
-            self.layout.iter().map(String::as_str).collect()
-        } else {
-            let chair = self
-                .sites
-                .iter()
-                .filter(|(_, s)| s.role == Role::Chair)
-                .map(|(c, _)| c.as_str());
-            chair.chain(self.floor.as_deref()).collect()
-        };
+        let shown = self.main_screen();
         let mut sources = HashSet::new();
         for (code, state, peer) in in_meeting() {
             let sees_all = role != Role::Participant;
@@ -523,8 +562,61 @@ impl Meeting {
         sources
     }
 
+    /// The sites every participant shows large: the chair's layout; without one, the
+    /// chair and the active speaker, or the floor holder when the chair is the speaker
+    /// or no one speaks (in chair mode the floor holder is the one expected to speak).
+    fn main_screen(&self) -> Vec<&str> {
+        if !self.layout.is_empty() {
+            return self.layout.iter().map(String::as_str).collect();
+        }
+        let chairs: Vec<&str> = self
+            .sites
+            .iter()
+            .filter(|(_, s)| s.role == Role::Chair)
+            .map(|(code, _)| code.as_str())
+            .collect();
+        let speaker = self.speaker.current().filter(|s| !chairs.contains(s));
+        let second = speaker.or(self.floor.as_deref());
+        chairs.into_iter().chain(second).collect()
+    }
+
+    /// Something about the meeting changed at `now`: a site that may no longer be heard
+    /// (it left, lost the floor, was muted) stops being a candidate for active speaker at
+    /// once; then who is heard and who receives what is recomputed and the shell told.
+    fn changed(&mut self, now: Millis) {
+        let unheard: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|(code, state)| {
+                let admitted = state.connection.as_ref().is_some_and(|c| c.admitted);
+                !admitted || !self.heard(code, state)
+            })
+            .map(|(code, _)| code.clone())
+            .collect();
+        let mut speaker_changed = false;
+        for site in unheard {
+            speaker_changed |= self.speaker.forget(&site, now);
+        }
+        if speaker_changed {
+            self.announce_speaker();
+        }
+        self.reconcile();
+        self.outputs.push_back(Output::StateChanged);
+    }
+
+    /// The active speaker changed: the main screen may follow, and everyone is told.
+    fn speaker_changed(&mut self) {
+        self.announce_speaker();
+        self.reconcile();
+    }
+
+    fn announce_speaker(&mut self) {
+        let site = self.speaker.current().map(str::to_owned);
+        self.outputs.push_back(Output::ActiveSpeaker { site });
+    }
+
     /// Recomputes who is heard and who receives what, and tells the shell of every change.
-    fn changed(&mut self) {
+    fn reconcile(&mut self) {
         let wanted: Vec<(String, bool, Option<Sources>)> = self
             .sites
             .iter()
@@ -556,7 +648,6 @@ impl Meeting {
                 });
             }
         }
-        self.outputs.push_back(Output::StateChanged);
     }
 }
 
@@ -1008,5 +1099,179 @@ mod tests {
             meeting.act("chinh-phu", Action::RequestFloor, START),
             Err(MeetingError::ObserverCannot)
         );
+    }
+
+    fn speakers(outputs: &[Output]) -> Vec<Option<String>> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::ActiveSpeaker { site } => Some(site.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The chair, two communes and IT in an open meeting, everyone in.
+    fn open_meeting() -> Meeting {
+        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        meeting.connect("it", PeerId(4), START).unwrap();
+        drain(&mut meeting);
+        meeting
+    }
+
+    #[test]
+    fn the_main_screen_shows_the_chair_and_the_active_speaker() {
+        use MediaKind::{Audio, Video};
+        let mut meeting = open_meeting();
+        let t = START + MINUTE;
+        meeting.audio_level("ha-quang", PeerId(2), 60, t);
+        assert_eq!(drain(&mut meeting), vec![], "a second of speech first");
+        assert_eq!(meeting.poll_timeout(), Some(t + 1_000));
+        meeting.handle_timeout(t + 999);
+        assert_eq!(drain(&mut meeting), vec![]);
+        meeting.handle_timeout(t + 1_000);
+        let outputs = drain(&mut meeting);
+        assert_eq!(speakers(&outputs), vec![Some("ha-quang".to_owned())]);
+        assert_eq!(
+            meeting.snapshot().active_speaker.as_deref(),
+            Some("ha-quang")
+        );
+        // The other commune now sees the speaker beside the chair; in open mode it
+        // hears everyone anyway. The chair and IT already saw every site.
+        assert_eq!(
+            sources(&outputs, 3),
+            Some(vec![(1, Audio), (1, Video), (2, Audio), (2, Video)])
+        );
+        assert_eq!(sources(&outputs, 1), None);
+        assert_eq!(sources(&outputs, 4), None);
+
+        // Silence: still the speaker for five seconds, then the chair alone.
+        meeting.audio_level("ha-quang", PeerId(2), 0, t + 2_000);
+        meeting.handle_timeout(t + 6_000);
+        assert_eq!(drain(&mut meeting), vec![]);
+        meeting.handle_timeout(t + 7_000);
+        let outputs = drain(&mut meeting);
+        assert_eq!(speakers(&outputs), vec![None]);
+        assert_eq!(
+            sources(&outputs, 3),
+            Some(vec![(1, Audio), (1, Video), (2, Audio)])
+        );
+        assert_eq!(meeting.poll_timeout(), None);
+
+        // The chair's layout wins over the speaker: a new speaker is announced, and
+        // nobody's subscriptions change.
+        meeting
+            .act(
+                "cao-bang",
+                Action::SetLayout {
+                    sites: vec!["cao-bang".into()],
+                },
+                t + 8_000,
+            )
+            .unwrap();
+        drain(&mut meeting);
+        meeting.audio_level("tra-linh", PeerId(3), 70, t + 9_000);
+        meeting.handle_timeout(t + 10_000);
+        let outputs = drain(&mut meeting);
+        assert_eq!(speakers(&outputs), vec![Some("tra-linh".to_owned())]);
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Subscriptions { .. })),
+            "{outputs:?}"
+        );
+    }
+
+    #[test]
+    fn in_chair_mode_only_those_heard_can_be_the_active_speaker() {
+        use MediaKind::{Audio, Video};
+        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        drain(&mut meeting);
+        let t = START + MINUTE;
+        // Nobody hears a commune without the floor: its level, on its way before the
+        // SFU stopped metering it, is not a voice in the meeting.
+        meeting.audio_level("ha-quang", PeerId(2), 90, t);
+        meeting.handle_timeout(t + 2_000);
+        assert_eq!(meeting.snapshot().active_speaker, None);
+        assert_eq!(meeting.poll_timeout(), None);
+
+        meeting
+            .act(
+                "cao-bang",
+                Action::GrantFloor {
+                    site: "ha-quang".into(),
+                },
+                t + 3_000,
+            )
+            .unwrap();
+        drain(&mut meeting);
+        meeting.audio_level("ha-quang", PeerId(2), 60, t + 3_000);
+        meeting.handle_timeout(t + 4_000);
+        assert_eq!(
+            speakers(&drain(&mut meeting)),
+            vec![Some("ha-quang".to_owned())]
+        );
+        // The chair speaks up, clearly louder: the speaker, and the main screen still
+        // shows the floor holder beside it.
+        meeting.audio_level("cao-bang", PeerId(1), 80, t + 5_000);
+        meeting.handle_timeout(t + 6_000);
+        let outputs = drain(&mut meeting);
+        assert_eq!(speakers(&outputs), vec![Some("cao-bang".to_owned())]);
+        assert_eq!(sources(&outputs, 3), None, "the main screen did not change");
+
+        // The floor holder speaks again and takes over when the chair stops; revoking
+        // its floor ends it as the speaker at once.
+        meeting.audio_level("cao-bang", PeerId(1), 0, t + 7_000);
+        meeting.handle_timeout(t + 8_000);
+        assert_eq!(
+            speakers(&drain(&mut meeting)),
+            vec![Some("ha-quang".to_owned())]
+        );
+        meeting
+            .act("cao-bang", Action::RevokeFloor, t + 9_000)
+            .unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(speakers(&outputs), vec![None]);
+        assert_eq!(sources(&outputs, 3), Some(vec![(1, Audio), (1, Video)]));
+    }
+
+    #[test]
+    fn levels_of_a_replaced_or_departed_connection_are_ignored() {
+        let mut meeting = open_meeting();
+        let t = START + MINUTE;
+        meeting.audio_level("ha-quang", PeerId(2), 60, t);
+        meeting.handle_timeout(t + 1_000);
+        drain(&mut meeting);
+        // The site reconnects: the old connection's last level means nothing.
+        meeting.connect("ha-quang", PeerId(7), t + 2_000).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(
+            speakers(&outputs),
+            vec![None],
+            "a new connection starts silent"
+        );
+        meeting.audio_level("ha-quang", PeerId(2), 60, t + 2_100);
+        meeting.handle_timeout(t + 4_000);
+        assert_eq!(meeting.snapshot().active_speaker, None);
+        meeting.audio_level("nowhere", PeerId(9), 60, t + 4_000);
+        assert_eq!(meeting.poll_timeout(), None);
+        // The speaker leaving ends it at once.
+        meeting.audio_level("tra-linh", PeerId(3), 60, t + 5_000);
+        meeting.handle_timeout(t + 6_000);
+        assert_eq!(
+            meeting.snapshot().active_speaker.as_deref(),
+            Some("tra-linh")
+        );
+        drain(&mut meeting);
+        meeting.disconnect("tra-linh", PeerId(3), t + 7_000);
+        assert_eq!(speakers(&drain(&mut meeting)), vec![None]);
     }
 }

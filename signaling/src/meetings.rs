@@ -5,13 +5,21 @@
 //! sessions' outboxes, audio gates to the SFU, roll-call records to the store's writer)
 //! without awaiting. Commands to the SFU go out under the lock, so a gate change and a
 //! site's first offer reach the media thread in the order they were decided.
+//!
+//! The cores' timers (the active speaker's hysteresis) are driven by one clock task,
+//! [`run_clock`], which sleeps until the earliest timeout of any meeting and is woken
+//! whenever a meeting's timeout moves.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use cau_sfu::{Command, MediaKind, PeerEvent, PeerId, RoomId, SfuHandle, Subscriptions};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::AppState;
+use crate::admission::now_millis;
 use crate::line_test::{LineTestRecord, result_message};
 use crate::meeting::{Action, Entry, Meeting, MeetingError, MeetingPlan, Output, Snapshot};
 use crate::model::{AttendanceRecord, Millis, Role};
@@ -46,10 +54,14 @@ pub(crate) struct Meetings {
     inner: Mutex<HashMap<String, Running>>,
     sfu: SfuHandle,
     attendance: UnboundedSender<AttendanceWrite>,
+    /// Wakes the clock task when a meeting's timeout moved.
+    clock: Arc<Notify>,
 }
 
 struct Running {
     core: Meeting,
+    /// The core's timeout as the clock task last learnt it.
+    timeout: Option<Millis>,
     links: HashMap<PeerId, Link>,
     /// The latest line test of each invited site that has one, by site code: shown
     /// with the site in `meeting_state`. Kept here, not in the core, since it decides
@@ -77,6 +89,7 @@ impl Meetings {
             inner: Mutex::new(HashMap::new()),
             sfu,
             attendance,
+            clock: Arc::new(Notify::new()),
         }
     }
 
@@ -94,6 +107,7 @@ impl Meetings {
             .entry(admission.meeting_id.clone())
             .or_insert_with(|| Running {
                 core: Meeting::new(admission.plan.clone()),
+                timeout: None,
                 links: HashMap::new(),
                 line_tests: HashMap::new(),
             });
@@ -158,6 +172,24 @@ impl Meetings {
         running.links.remove(&peer);
         running.core.disconnect(site, peer, now);
         self.dispatch(meeting_id, running);
+    }
+
+    /// Runs the timeouts of every meeting that are due at `now`; returns the earliest
+    /// timeout left.
+    fn run_timeouts(&self, now: Millis) -> Option<Millis> {
+        let mut inner = self.lock();
+        let mut next: Option<Millis> = None;
+        for (meeting_id, running) in inner.iter_mut() {
+            if running.core.poll_timeout().is_some_and(|t| t <= now) {
+                running.core.handle_timeout(now);
+                self.dispatch(meeting_id, running);
+            }
+            running.timeout = running.core.poll_timeout();
+            if let Some(t) = running.timeout {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        next
     }
 
     /// Hands a site's offer to the SFU with the audio gate the meeting has decided.
@@ -236,7 +268,18 @@ impl Meetings {
                     });
                 }
                 Output::StateChanged => changed = true,
+                Output::ActiveSpeaker { site } => {
+                    let message = ServerMessage::ActiveSpeaker { site };
+                    for link in running.links.values().filter(|l| l.admitted) {
+                        let _ = link.outbox.send(Outbound::Message(message.clone()));
+                    }
+                }
             }
+        }
+        let timeout = running.core.poll_timeout();
+        if timeout != running.timeout {
+            running.timeout = timeout;
+            self.clock.notify_one();
         }
         if changed {
             running.show_state(&running.core.snapshot(), true);
@@ -310,6 +353,7 @@ fn state_message(
         floor: snapshot.floor.clone(),
         queue: snapshot.queue.clone(),
         layout: snapshot.layout.clone(),
+        active_speaker: snapshot.active_speaker.clone(),
         sites: snapshot
             .sites
             .iter()
@@ -329,6 +373,31 @@ fn state_message(
                 line_test: line_tests.get(&site.code).map(result_message),
             })
             .collect(),
+    }
+}
+
+/// Drives the meetings' timeouts until the server is gone: sleeps until the earliest
+/// one, or until a meeting's timeout moves. Holds the state weakly, so a stopped
+/// server is not kept alive by its clock.
+pub(crate) async fn run_clock(state: Weak<AppState>) {
+    let Some(clock) = state.upgrade().map(|s| s.meetings.clock.clone()) else {
+        return;
+    };
+    loop {
+        let next = match state.upgrade() {
+            Some(state) => state.meetings.run_timeouts(now_millis()),
+            None => return,
+        };
+        match next {
+            Some(at) => {
+                let wait = Duration::from_millis(u64::try_from(at - now_millis()).unwrap_or(0));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = clock.notified() => {}
+                }
+            }
+            None => clock.notified().await,
+        }
     }
 }
 

@@ -196,6 +196,10 @@ pub enum ServerMessage {
         role: String,
     },
     MeetingState(MeetingState),
+    /// The meeting's active speaker changed (a site code, or null for nobody).
+    ActiveSpeaker {
+        site: Option<String>,
+    },
     /// The line test is admitted: offer now.
     LineTestStarted {
         meeting: MeetingRef,
@@ -237,6 +241,7 @@ pub struct MeetingState {
     pub floor: Option<String>,
     pub queue: Vec<String>,
     pub layout: Vec<String>,
+    pub active_speaker: Option<String>,
     pub sites: Vec<MeetingSite>,
 }
 
@@ -610,6 +615,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ServerMessage::Left {}).unwrap(),
             r#"{"type":"left"}"#
+        );
+        let speaker = ServerMessage::ActiveSpeaker {
+            site: Some("ha-quang".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&speaker).unwrap(),
+            r#"{"type":"active_speaker","site":"ha-quang"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::ActiveSpeaker { site: None }).unwrap(),
+            r#"{"type":"active_speaker","site":null}"#
         );
     }
 }
