@@ -27,6 +27,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::line_test::{self, LineTest};
 use crate::link::LinkMeter;
 use crate::throttle::KeyframeThrottle;
+use crate::voice::{LEVEL_INTERVAL, VoiceMeter};
 use crate::{
     Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId,
     SfuError, Subscriptions,
@@ -87,6 +88,9 @@ pub struct Sfu {
     transmits: VecDeque<Transmit>,
     events: VecDeque<(PeerId, PeerEvent)>,
     stats: SfuStats,
+    /// When the voice meters' windows are next folded; `None` while every meter rests,
+    /// so a meeting of silent sites costs no wake-ups.
+    pub(crate) voice_due: Option<Instant>,
 }
 
 pub(crate) struct Peer {
@@ -115,6 +119,8 @@ pub(crate) struct Peer {
     is_dirty: bool,
     /// Gathers str0m's statistics into line samples.
     link: LinkMeter,
+    /// The level of the audio this peer publishes, as far as it is forwarded.
+    voice: VoiceMeter,
     /// A line-test peer's engine, which takes all its events: such a peer is in no
     /// room, publishes and receives nothing, and is never offered to.
     line_test: Option<Box<LineTest>>,
@@ -174,6 +180,7 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
+            voice_due: None,
         }
     }
 
@@ -276,6 +283,9 @@ impl Sfu {
             self.mark_dirty(id);
         }
         self.run_line_tests(now);
+        if self.voice_due.is_some_and(|due| due <= now) {
+            self.report_voice_levels(now);
+        }
         self.release_deferred_keyframe_requests(now);
         self.drain_dirty(now);
     }
@@ -294,6 +304,9 @@ impl Sfu {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = self.voice_due {
+            consider(t);
+        }
         for peer in self.peers.values() {
             consider(peer.rtc_timeout);
             consider(self.silence_deadline(peer));
@@ -385,6 +398,7 @@ impl Sfu {
             negotiation_needed: false,
             is_dirty: false,
             link: LinkMeter::default(),
+            voice: VoiceMeter::default(),
             line_test: None,
         };
         self.peers.insert(id, peer);
@@ -456,6 +470,7 @@ impl Sfu {
             negotiation_needed: false,
             is_dirty: false,
             link: LinkMeter::default(),
+            voice: VoiceMeter::default(),
             line_test: Some(Box::new(LineTest::new(plan, now))),
         };
         self.peers.insert(id, peer);
@@ -792,7 +807,7 @@ impl Sfu {
             return self.step_line_test(id, |test, rtc| test.handle_event(rtc, event, now));
         }
         match event {
-            Event::RtpPacket(packet) => self.forward(id, packet),
+            Event::RtpPacket(packet) => self.forward(id, packet, now),
             Event::MediaAdded(added) if added.direction.is_receiving() => {
                 self.publish(id, added.mid, kind_of(added.kind));
             }
@@ -880,7 +895,7 @@ impl Sfu {
     }
 
     /// Writes one received RTP packet into every subscriber's connection.
-    fn forward(&mut self, id: PeerId, packet: RtpPacket) {
+    fn forward(&mut self, id: PeerId, packet: RtpPacket, now: Instant) {
         self.stats.packets_received += 1;
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -893,14 +908,23 @@ impl Sfu {
         else {
             return;
         };
-        let withheld = !peer.audio_allowed
-            && peer
-                .tracks_in
-                .get(&mid)
-                .is_some_and(|t| t.kind == MediaKind::Audio);
-        if withheld {
+        let is_audio = peer
+            .tracks_in
+            .get(&mid)
+            .is_some_and(|t| t.kind == MediaKind::Audio);
+        if is_audio && !peer.audio_allowed {
             self.stats.packets_withheld += 1;
             return;
+        }
+        // Only audio that is forwarded is metered: a site whose audio is withheld (it
+        // does not hold the floor, or the chair muted it) is heard by no one, so it is
+        // not speaking to the meeting, however loud its room; it reads as silence.
+        if is_audio
+            && let Some(level) = packet.header.ext_vals.audio_level
+            && peer.voice.packet(level.unsigned_abs())
+            && self.voice_due.is_none()
+        {
+            self.voice_due = Some(now + LEVEL_INTERVAL);
         }
         let room = peer.room;
         let key = TrackKey { peer: id, mid };
@@ -996,6 +1020,19 @@ impl Sfu {
             }
             self.mark_dirty(key.peer);
         }
+    }
+
+    /// Folds every peer's voice window and reports the levels worth reporting; keeps
+    /// folding while any meter is active.
+    fn report_voice_levels(&mut self, now: Instant) {
+        let mut active = false;
+        for (&id, peer) in &mut self.peers {
+            if let Some(level) = peer.voice.fold() {
+                self.events.push_back((id, PeerEvent::AudioLevel { level }));
+            }
+            active |= peer.voice.is_active();
+        }
+        self.voice_due = active.then_some(now + LEVEL_INTERVAL);
     }
 
     /// Sends an offer carrying every queued track change, unless one is outstanding.

@@ -20,6 +20,7 @@ mod line_test;
 mod link;
 mod shell;
 mod throttle;
+mod voice;
 
 #[cfg(test)]
 mod tests;
@@ -128,6 +129,12 @@ pub enum PeerEvent {
     Connected,
     /// The peer's line over the last stats interval (when line monitoring is on).
     Link(LinkSample),
+    /// The level of the peer's voice changed: smoothed over a few hundred milliseconds
+    /// from the audio level its browser writes in every audio packet (RFC 6464), as
+    /// loudness above digital silence: 0 when it is not speaking, or its audio is
+    /// withheld or carries no level, up to 127 for the loudest. Sent only when the
+    /// level moved noticeably, at most five times a second, so silent peers send none.
+    AudioLevel { level: u8 },
     /// A line-test peer's test has ended, with its figures.
     LineTestDone(LineTestReport),
     /// A command about this peer was refused; the peer itself goes on.

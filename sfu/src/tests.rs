@@ -23,6 +23,8 @@ use crate::{
 
 /// The line test, on a line of its own (clean or capped).
 mod line_test;
+/// Voice levels read from the audio level of forwarded packets.
+mod voice;
 
 const SERVER: &str = "10.0.0.1:5000";
 const ONE_WAY: Duration = Duration::from_millis(5);

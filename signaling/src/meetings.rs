@@ -174,6 +174,23 @@ impl Meetings {
         self.dispatch(meeting_id, running);
     }
 
+    /// The SFU measured a new voice level for `peer`, `site`'s connection.
+    pub(crate) fn audio_level(
+        &self,
+        meeting_id: &str,
+        site: &str,
+        peer: PeerId,
+        level: u8,
+        now: Millis,
+    ) {
+        let mut inner = self.lock();
+        let Some(running) = inner.get_mut(meeting_id) else {
+            return;
+        };
+        running.core.audio_level(site, peer, level, now);
+        self.dispatch(meeting_id, running);
+    }
+
     /// Runs the timeouts of every meeting that are due at `now`; returns the earliest
     /// timeout left.
     fn run_timeouts(&self, now: Millis) -> Option<Millis> {

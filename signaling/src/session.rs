@@ -459,6 +459,19 @@ impl Session {
             }
             // Line tests run on sessions of their own, never on a joined one.
             PeerEvent::LineTestDone(_) => Flow::Continue,
+            // Only a meeting has an active speaker; an ad-hoc room shows everyone alike.
+            PeerEvent::AudioLevel { level } => {
+                if let Some(seat) = &self.seat {
+                    self.state.meetings.audio_level(
+                        &seat.admission.meeting_id,
+                        &seat.admission.site_code,
+                        joined.peer,
+                        level,
+                        now_millis(),
+                    );
+                }
+                Flow::Continue
+            }
             PeerEvent::Link(sample) => {
                 if let Some(seat) = &self.seat {
                     let site = &seat.admission.site_code;
