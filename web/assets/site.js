@@ -5,8 +5,9 @@
 // that comes before the chair opens the meeting waits in the lobby (`lobby`) until
 // `joined`; from then on it is the ad-hoc room's flow (call.js): one offer, then only
 // answers. `meeting_state` drives everything about the meeting (docs/signaling.md):
-//   - the main screen shows the layout's sites, or the chair and the floor holder, and
-//     the other sites as thumbnails;
+//   - the main screen shows the layout's sites, or the chair and the active speaker (the
+//     floor holder when the chair speaks or nobody does), and the other sites as
+//     thumbnails; the active speaker's tile is highlighted (`active_speaker` messages);
 //   - a participant asks for the floor and speaks when it holds it: in chair mode its
 //     microphone is on only then (the server withholds its audio anyway);
 //   - the chair's console admits, opens, grants and revokes, mutes, picks the layout and
@@ -17,6 +18,7 @@
 //
 // Query: `token` (required), `autojoin=1` (join at once, for kiosks and tests),
 // `lang=vi|en`. For tests: `document.body.dataset.site` and `.role` say who this page is,
+// `.activeSpeaker` the active speaker's site code (empty for nobody),
 // `window.cauMeeting.state` is the latest `meeting_state`; see call.js for the rest.
 
 import { applyI18n, language, mountLanguageSwitch, onLanguageChange, setText, t } from './i18n.js';
@@ -303,6 +305,9 @@ function handleMeetingMessage(message) {
     case 'meeting_state':
       applyMeetingState(message);
       return true;
+    case 'active_speaker':
+      applyActiveSpeaker(message);
+      return true;
     default:
       return false;
   }
@@ -430,6 +435,7 @@ function applyMeetingState(message) {
   if (mine && !me.siteName) me.siteName = mine.name;
   document.body.dataset.mode = state.mode;
   document.body.dataset.floor = state.floor ?? '';
+  document.body.dataset.activeSpeaker = state.active_speaker ?? '';
   document.body.dataset.opened = String(state.opened);
   showWhoIAm();
 
@@ -467,8 +473,18 @@ function normaliseState(message) {
     floor: typeof message.floor === 'string' ? message.floor : null,
     queue: codes(message.queue),
     layout: codes(message.layout),
+    active_speaker: typeof message.active_speaker === 'string' ? message.active_speaker : null,
     sites,
   };
+}
+
+/** Only the active speaker changed: the main screen may follow, and the highlight moves. */
+function applyActiveSpeaker(message) {
+  if (!meetingState) return;
+  meetingState.active_speaker = typeof message.site === 'string' ? message.site : null;
+  document.body.dataset.activeSpeaker = meetingState.active_speaker ?? '';
+  arrangeTiles();
+  renderTileBadges(meetingState);
 }
 
 function siteName(code) {
@@ -536,11 +552,16 @@ function askForFloor() {
 // ---------------------------------------------------------------------------------------
 // The main screen and the thumbnails
 
-/** The sites every participant sees large: the chair's layout, or the chair and the floor. */
+/**
+ * The sites every participant sees large, as the server decides what it sends
+ * (docs/signaling.md): the chair's layout; without one, the chair and the active speaker,
+ * or the chair and the floor holder when the chair speaks or nobody does.
+ */
 function stageSites(state) {
   if (state.layout.length > 0) return state.layout;
   const chair = state.sites.find((site) => site.role === 'chair')?.code ?? null;
-  return [...new Set([chair, state.floor].filter(Boolean))];
+  const speaker = state.active_speaker !== chair ? state.active_speaker : null;
+  return [...new Set([chair, speaker ?? state.floor].filter(Boolean))];
 }
 
 function arrangeTiles() {
@@ -588,7 +609,9 @@ function place(container, list) {
 function renderTileBadges(state) {
   for (const tile of tiles.all()) {
     const site = state.sites.find((entry) => entry.code === tile.site);
+    const speaking = site !== undefined && state.active_speaker === site.code;
     const badges = [];
+    if (speaking) badges.push(['badge badge-speaking', 'badge.speaking']);
     if (site && state.floor === site.code) badges.push(['badge badge-floor', 'badge.floor']);
     if (site?.role === 'chair') badges.push(['badge badge-chair', 'role.chair']);
     if (site?.muted_by_chair) badges.push(['badge badge-muted', 'badge.muted_by_chair']);
@@ -606,7 +629,9 @@ function renderTileBadges(state) {
       tile.badges.append(badge);
     }
     tile.element.classList.toggle('has-floor', site !== undefined && state.floor === site.code);
+    tile.element.classList.toggle('speaking', speaking);
   }
+  $('self-tile').classList.toggle('speaking', me.site !== null && state.active_speaker === me.site);
 }
 
 // ---------------------------------------------------------------------------------------
