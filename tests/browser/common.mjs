@@ -66,8 +66,10 @@ export async function runReport(report, limitMs, body) {
   }
 }
 
-export async function launchChromium() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS, timeout: 15_000 });
+/** Launches Chromium with the shared flags and `extraArgs` (such as a fake microphone's file). */
+export async function launchChromium(extraArgs = []) {
+  const args = [...CHROMIUM_ARGS, ...extraArgs];
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args, timeout: 15_000 });
 }
 
 /**
