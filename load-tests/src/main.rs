@@ -34,9 +34,25 @@ enum Benchmark {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// Runs a server on free loopback ports and prints its addresses (used by `rss`,
-    /// which measures the server in a process of its own).
-    Serve,
+    /// SFU process CPU with line monitoring on and off, for a meeting of N sites,
+    /// alternating the two over several rounds in one run.
+    MonitorCost {
+        #[arg(long, default_value_t = 58)]
+        sites: usize,
+        /// How long each measured window lasts, after the sites are up.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Rounds of (on, off); the medians of each are compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
+    /// (used by `rss` and `monitor-cost`, which measure the server in a process of its
+    /// own). `--monitoring off` turns line monitoring off.
+    Serve {
+        #[arg(long, default_value = "on")]
+        monitoring: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,7 +67,12 @@ fn main() -> anyhow::Result<()> {
         match Cli::parse().command {
             Benchmark::JoinLatency { joins } => join_latency(joins).await,
             Benchmark::Rss { clients, seconds } => rss(clients, Duration::from_secs(seconds)).await,
-            Benchmark::Serve => serve().await,
+            Benchmark::MonitorCost {
+                sites,
+                seconds,
+                rounds,
+            } => monitor_cost(sites, Duration::from_secs(seconds), rounds).await,
+            Benchmark::Serve { monitoring } => serve(monitoring == "on").await,
         }
     })
 }
@@ -109,28 +130,64 @@ async fn join_latency(joins: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let server = cau_tests::server::start_test_server().await?;
+async fn serve(monitoring: bool) -> anyhow::Result<()> {
+    let config = format!(
+        "{}\n[monitoring]\nenabled = {monitoring}\n",
+        cau_tests::api::admin_config()
+    );
+    let server = cau_tests::server::start_test_server_with(&config).await?;
     println!("{}", server.ws_url());
+    println!("{}", server.http_addr());
     // The parent kills this process when done; stop also if it vanishes.
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
 
+/// A server in a process of its own, so that its CPU and memory are its own.
+struct ServerProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    ws_url: String,
+    http_addr: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    async fn start(monitoring: bool) -> anyhow::Result<ServerProcess> {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg("--monitoring")
+            .arg(if monitoring { "on" } else { "off" })
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the server process")?;
+        let pid = child.id().context("the server process has no id")?;
+        let stdout = child.stdout.take().context("no server stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .context("the server did not start")??
+                .context("the server printed nothing")
+        };
+        let ws_url = next().await?;
+        let http_addr = next().await?.parse().context("not an address")?;
+        Ok(ServerProcess {
+            child,
+            pid,
+            ws_url,
+            http_addr,
+        })
+    }
+}
+
 async fn rss(clients: usize, duration: Duration) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the server process")?;
-    let pid = child.id().context("the server process has no id")?;
-    let stdout = child.stdout.take().context("no server stdout")?;
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let ws_url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .context("the server did not start")??
-        .context("the server printed nothing")?;
+    let ServerProcess {
+        mut child,
+        pid,
+        ws_url,
+        ..
+    } = ServerProcess::start(true).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_kib(pid)?;
     println!("rss: server pid {pid}, idle RSS {} KiB", idle);
@@ -186,4 +243,167 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS in /proc status")
+}
+
+/// CPU seconds (user + system) process `pid` has used, from /proc.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .context("short /proc stat")?
+        .iter()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / per_second)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn monitor_cost(sites: usize, window: Duration, rounds: usize) -> anyhow::Result<()> {
+    println!("monitor-cost: {sites} sites, {window:?} windows, {rounds} rounds of (on, off)");
+    // Per round: CPU per 1,000 forwarded packets with monitoring on and off, and the
+    // ratio of the two. The machine's load drifts between rounds; within a round the
+    // two runs are back to back, so the median of the per-round ratios is the figure.
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        // Alternate which goes first, so drift in the machine's load favours neither.
+        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+        let mut pair = [0.0f64; 2];
+        for monitoring in order {
+            let run = meeting_cpu(sites, window, monitoring).await?;
+            let per_kpkt_us = run.cpu_s / run.forwarded.max(1) as f64 * 1e9;
+            println!(
+                "  round {} monitoring {:>3}: {:.2} s CPU in {:.1} s ({:.2} cores), {} packets forwarded ({:.0}/s), {per_kpkt_us:.0} us CPU per 1,000",
+                round + 1,
+                if monitoring { "on" } else { "off" },
+                run.cpu_s,
+                run.wall_s,
+                run.cpu_s / run.wall_s,
+                run.forwarded,
+                run.forwarded as f64 / run.wall_s,
+            );
+            pair[usize::from(!monitoring)] = per_kpkt_us;
+        }
+        on.push(pair[0]);
+        off.push(pair[1]);
+        ratios.push(pair[0] / pair[1]);
+    }
+    let (on, off, ratio) = (median(&mut on), median(&mut off), median(&mut ratios));
+    let extra = (ratio - 1.0) * 100.0;
+    println!(
+        "median: {on:.0} us (on) vs {off:.0} us (off) of server CPU per 1,000 packets forwarded; median per-round ratio {ratio:.3}: monitoring costs {extra:+.1}%"
+    );
+    println!(
+        "{}",
+        json!({
+            "benchmark": "monitor-cost",
+            "sites": sites,
+            "window_s": window.as_secs(),
+            "rounds": rounds,
+            "us_per_1000_forwarded_on": on.round(),
+            "us_per_1000_forwarded_off": off.round(),
+            "median_ratio": (ratio * 1000.0).round() / 1000.0,
+            "extra_percent": (extra * 10.0).round() / 10.0,
+        })
+    );
+    Ok(())
+}
+
+/// What one measured window of a meeting cost the server.
+struct MeetingRun {
+    cpu_s: f64,
+    wall_s: f64,
+    forwarded: u64,
+}
+
+/// Runs one meeting of `sites` sites in a fresh server and returns the server's CPU
+/// seconds and forwarded packets over `window`, once every site is up.
+async fn meeting_cpu(
+    sites: usize,
+    window: Duration,
+    monitoring: bool,
+) -> anyhow::Result<MeetingRun> {
+    use cau_tests::api::{link_for, now_millis, request, token_in};
+    let server = ServerProcess::start(monitoring).await?;
+    let addr = server.http_addr;
+    let (_, directory) = request(addr, "GET", "/api/sites", None).await?;
+    let codes: Vec<String> = directory
+        .as_array()
+        .context("no site list")?
+        .iter()
+        .filter_map(|s| s["code"].as_str().map(str::to_owned))
+        .filter(|code| code != "cao-bang")
+        .take(sites.saturating_sub(1))
+        .collect();
+    let now = now_millis();
+    let body = json!({
+        "title": "Đo chi phí giám sát",
+        "start": cau_signaling::model::format_time(now - 60_000),
+        "end": cau_signaling::model::format_time(now + 3_600_000),
+        "chair": "cao-bang",
+        "sites": codes,
+        "floor_mode": "open",
+    });
+    let (status, meeting) = request(addr, "POST", "/api/meetings", Some(&body)).await?;
+    if status != 201 {
+        bail!("scheduling answered {status}: {meeting}");
+    }
+    let chair = TestClient::join(ClientConfig::with_token(
+        server.ws_url.clone(),
+        token_in(&link_for(&meeting, "cao-bang")?)?,
+    ))
+    .await?;
+    chair.send_raw(r#"{"type":"open_meeting"}"#).await?;
+    let mut group = vec![chair];
+    for code in &codes {
+        let token = token_in(&link_for(&meeting, code)?)?;
+        group.push(TestClient::join(ClientConfig::with_token(server.ws_url.clone(), token)).await?);
+    }
+    // Every site sends audio (50 packets/s) and video (25 packets/s of 1,000 bytes).
+    let send = async |group: &[TestClient], ticks: u32| -> anyhow::Result<()> {
+        let audio = vec![0x55u8; 100];
+        let video = vec![0x10u8; 1000];
+        for tick in 0..ticks {
+            let started = Instant::now();
+            for client in group {
+                client.send_audio(&audio).await?;
+                if tick % 2 == 0 {
+                    client.send_video(&video, true).await?;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20).saturating_sub(started.elapsed())).await;
+        }
+        Ok(())
+    };
+    // Warm up: connections settle, statistics start.
+    send(&group, 150).await?;
+    let status = async || -> anyhow::Result<u64> {
+        let (_, status) = request(addr, "GET", "/api/status", None).await?;
+        status["packets_forwarded"].as_u64().context("no packets_forwarded")
+    };
+    let (cpu_before, forwarded_before) = (cpu_seconds(server.pid)?, status().await?);
+    let started = Instant::now();
+    send(&group, (window.as_millis() / 20) as u32).await?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let (cpu_after, forwarded_after) = (cpu_seconds(server.pid)?, status().await?);
+    for client in group {
+        client.drop_abruptly().await;
+    }
+    let mut child = server.child;
+    child.kill().await?;
+    Ok(MeetingRun {
+        cpu_s: cpu_after - cpu_before,
+        wall_s,
+        forwarded: forwarded_after - forwarded_before,
+    })
 }
