@@ -927,6 +927,16 @@ async fn build_peer_connection(
     handler: Handler,
     local_ip: Ipv4Addr,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
+    loopback_peer_connection(Arc::new(handler), local_ip).await
+}
+
+/// A webrtc-rs peer connection as every test client uses it: Opus and VP8, the
+/// interceptors a browser has, no mDNS, no ICE servers, and one host candidate on
+/// `local_ip` (any of 127.0.0.0/8).
+pub(crate) async fn loopback_peer_connection(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    local_ip: Ipv4Addr,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
     media_engine
         .register_codec(codec(MediaKind::Audio), RtpCodecKind::Audio)
@@ -951,7 +961,7 @@ async fn build_peer_connection(
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_setting_engine(setting_engine)
-        .with_handler(Arc::new(handler))
+        .with_handler(handler)
         // A concrete loopback address: webrtc-rs binds it as given and makes it our one host
         // candidate. `0.0.0.0` would be expanded to the non-loopback interfaces only, and
         // `SettingEngine::with_include_loopback_candidate` is read by nothing in 0.21.1.

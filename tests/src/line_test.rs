@@ -10,7 +10,7 @@
 //! Like [`crate::client`], it binds its media socket to one loopback address, which
 //! [`crate::shaping`] can give a line of its own.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
@@ -35,9 +34,8 @@ use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverInit, RtpSender};
 
@@ -551,27 +549,5 @@ async fn build_peer_connection(
     handler: Handler,
     local_ip: Ipv4Addr,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
-    let mut media_engine = MediaEngine::default();
-    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-        media_engine
-            .register_codec(codec(kind), kind)
-            .context("registering a codec")?;
-    }
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-        .context("registering the default interceptors")?;
-    // As in `client.rs`: no mDNS, no ICE servers, one concrete loopback address.
-    let setting_engine = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .build();
-    let peer_connection = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(setting_engine)
-        .with_handler(Arc::new(handler))
-        .with_udp_addrs(vec![SocketAddr::from((local_ip, 0))])
-        .build()
-        .await
-        .context("building the peer connection")?;
-    Ok(Arc::new(peer_connection))
+    crate::client::loopback_peer_connection(Arc::new(handler), local_ip).await
 }
