@@ -25,7 +25,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::line_test::{self, LineTest};
-use crate::link::LinkMeter;
+use crate::link::{Arrivals, LinkMeter};
 use crate::throttle::KeyframeThrottle;
 use crate::voice::{LEVEL_INTERVAL, VoiceMeter};
 use crate::{
@@ -136,6 +136,8 @@ struct TrackKey {
 struct TrackIn {
     kind: MediaKind,
     keyframes: KeyframeThrottle,
+    /// Packets received since the last line sample, for the uplink's loss.
+    arrivals: Arrivals,
 }
 
 struct TrackOut {
@@ -768,7 +770,22 @@ impl Sfu {
                 Output::Timeout(at) => {
                     peer.rtc_timeout = at;
                     // str0m's statistics for one interval come out within one drain.
-                    if let Some(sample) = peer.link.finish() {
+                    if let Some(mut sample) = peer.link.finish() {
+                        // Our own count of the interval's gaps rather than the last
+                        // receiver report's: the audio's, which is never retransmitted,
+                        // else the worst video stream's.
+                        let (mut audio, mut video) = (None::<f32>, None::<f32>);
+                        for track in peer.tracks_in.values_mut() {
+                            let Some(loss) = track.arrivals.take_loss() else {
+                                continue;
+                            };
+                            let slot = match track.kind {
+                                MediaKind::Audio => &mut audio,
+                                MediaKind::Video => &mut video,
+                            };
+                            *slot = Some(slot.map_or(loss, |l| l.max(loss)));
+                        }
+                        sample.loss_in = audio.or(video).or(sample.loss_in);
                         self.events.push_back((id, PeerEvent::Link(sample)));
                     }
                     return;
@@ -874,6 +891,7 @@ impl Sfu {
             TrackIn {
                 kind,
                 keyframes: KeyframeThrottle::new(interval),
+                arrivals: Arrivals::default(),
             },
         );
         let room = peer.room;
@@ -908,10 +926,13 @@ impl Sfu {
         else {
             return;
         };
-        let is_audio = peer
-            .tracks_in
-            .get(&mid)
-            .is_some_and(|t| t.kind == MediaKind::Audio);
+        let is_audio = match peer.tracks_in.get_mut(&mid) {
+            Some(track) => {
+                track.arrivals.packet(*packet.seq_no);
+                track.kind == MediaKind::Audio
+            }
+            None => false,
+        };
         if is_audio && !peer.audio_allowed {
             self.stats.packets_withheld += 1;
             return;

@@ -24,10 +24,10 @@ pub struct LinkSample {
     /// Round-trip time between the SFU and the peer: the least of the streams'
     /// receiver-report figures (a report held back by the peer only adds to them).
     pub rtt: Option<Duration>,
-    /// Fraction (0..1) of the peer's packets lost on the way to the SFU, as our
-    /// receiver reports count it: the worst of its streams. A retransmitted packet
-    /// counts as received, so a video stream under NACK shows less than the line loses;
-    /// audio is never retransmitted and shows the line's own loss, hence the worst.
+    /// Fraction (0..1) of the peer's packets lost on the way to the SFU during the
+    /// interval, counted by the core from the gaps in what arrived: its audio's, which
+    /// is never retransmitted and so shows the line's own loss, else its worst video
+    /// stream's; failing both, the last receiver report's.
     pub loss_in: Option<f32>,
     /// Fraction (0..1) of the SFU's packets lost on the way to the peer: from
     /// transport-wide congestion control feedback when the peer gives it, which counts
@@ -214,4 +214,40 @@ fn rtp_units_to_duration(units: u32, kind: MediaKind) -> Duration {
         MediaKind::Video => 90_000,
     };
     Duration::from_micros(u64::from(units) * 1_000_000 / rate)
+}
+
+/// Counts one incoming stream's packets between two samples, to measure the uplink's
+/// loss over exactly that interval. Receiver reports cannot: str0m sends them for
+/// audio only every 5 s, and a retransmitted video packet counts in them as received.
+/// Audio is never retransmitted, so its gaps here are the line's own loss.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    /// The highest extended sequence number seen, and the one the interval starts after.
+    highest: Option<u64>,
+    start_after: Option<u64>,
+    received: u64,
+}
+
+impl Arrivals {
+    pub(crate) fn packet(&mut self, seq: u64) {
+        self.received += 1;
+        if self.start_after.is_none() {
+            // The first packet ever: the interval starts just before it.
+            self.start_after = Some(seq.saturating_sub(1));
+        }
+        if self.highest.is_none_or(|h| seq > h) {
+            self.highest = Some(seq);
+        }
+    }
+
+    /// The fraction lost since the last call, if any packet was expected; starts the
+    /// next interval. A late packet from an earlier interval counts as received now,
+    /// so a fraction errs low, never high.
+    pub(crate) fn take_loss(&mut self) -> Option<f32> {
+        let (highest, start_after) = (self.highest?, self.start_after?);
+        let expected = highest.saturating_sub(start_after);
+        let received = std::mem::take(&mut self.received);
+        self.start_after = Some(highest);
+        (expected > 0).then(|| expected.saturating_sub(received) as f32 / expected as f32)
+    }
 }

@@ -777,10 +777,17 @@ fn each_peer_line_is_measured_in_both_directions() {
         let loss_out = sample.loss_out.expect("downlink loss measured");
         assert!(loss_out < 0.01, "clean downlink shows {loss_out} loss");
     }
-    let lossy_in = late(lossy);
+    // Every tenth datagram lost is 10% on average, but the fixed pattern falls on the
+    // audio stream unevenly from one second to the next: judge the mean of the seconds.
+    let series: Vec<f32> = link_samples(world.client(lossy))
+        .iter()
+        .skip(2)
+        .map(|s| s.loss_in.expect("uplink loss measured"))
+        .collect();
+    let lossy_in = series.iter().sum::<f32>() / series.len() as f32;
     assert!(
-        (0.04..=0.2).contains(&lossy_in),
-        "a 10% lossy uplink shows {lossy_in} loss"
+        (0.07..=0.13).contains(&lossy_in),
+        "a 10% lossy uplink shows {lossy_in} loss on average: {series:?}"
     );
 }
 

@@ -684,10 +684,24 @@ function alertItem(alert) {
   head.append(kind, siteLink(alert.site));
   if (LEVELS.includes(alert.level)) head.append(levelBadge(alert.level));
   item.append(head);
-  if (typeof alert.message === 'string' && alert.message) {
+  // The server's message is English, for logs and webhooks: compose the page's own
+  // from the alert's fields where it has them.
+  let detail = '';
+  if (alert.kind === 'degraded' && Number.isFinite(alert.seconds) && LEVELS.includes(alert.level)) {
+    detail = t('monitor.alert_degraded_detail', {
+      level: t(`monitor.level_${alert.level}`),
+      seconds: String(alert.seconds),
+      score: Number.isFinite(alert.score) ? String(Math.round(alert.score)) : '–',
+    });
+  } else if (alert.kind === 'dropped') {
+    detail = t('monitor.alert_dropped_detail');
+  } else if (typeof alert.message === 'string') {
+    detail = alert.message;
+  }
+  if (detail) {
     const message = document.createElement('p');
     message.className = 'log-detail';
-    message.textContent = alert.message;
+    message.textContent = detail;
     item.append(message);
   }
   const meeting = [...links.values()].find((link) => link.meeting?.id && link.meeting.id === alert.meeting)?.meeting;

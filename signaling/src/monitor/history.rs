@@ -49,8 +49,15 @@ pub(crate) struct Alert {
     /// `degraded` (stayed poor or lost) or `dropped` (lost its connection in a meeting).
     pub kind: String,
     pub level: Option<String>,
+    /// In English, for logs and webhooks; pages compose their own from the fields.
     pub message: String,
     pub meeting: Option<String>,
+    /// For `degraded`: how long the line had been bad, and its score then. Not
+    /// stored: alerts read back after a restart have only their message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// What the writer task stores.
@@ -297,6 +304,8 @@ pub(crate) async fn recent_alerts(
                 level: row.try_get("level")?,
                 message: row.try_get("message")?,
                 meeting: row.try_get("meeting_id")?,
+                seconds: None,
+                score: None,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

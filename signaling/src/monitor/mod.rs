@@ -341,6 +341,7 @@ impl Lines {
                     Some(Level::Lost),
                     message,
                     meeting.map(|m| m.id),
+                    None,
                     now,
                     &mut effects,
                 );
@@ -468,7 +469,17 @@ impl Lines {
                 level.as_str(),
                 (now - since) / 1000
             );
-            self.alert(site, "degraded", Some(level), message, meeting, now, &mut effects);
+            let figures = Some(((now - since) / 1000, score.round()));
+            self.alert(
+                site,
+                "degraded",
+                Some(level),
+                message,
+                meeting,
+                figures,
+                now,
+                &mut effects,
+            );
         }
         self.site_update(site, &mut effects);
         effects
@@ -604,6 +615,7 @@ impl Lines {
         level: Option<Level>,
         message: String,
         meeting: Option<String>,
+        seconds_and_score: Option<(i64, f64)>,
         now: Millis,
         effects: &mut Vec<Effect>,
     ) {
@@ -616,6 +628,8 @@ impl Lines {
             level: level.map(|l| l.as_str().to_owned()),
             message,
             meeting,
+            seconds: seconds_and_score.map(|(seconds, _)| seconds),
+            score: seconds_and_score.map(|(_, score)| score),
         };
         tracing::warn!(site, kind, "alert: {}", alert.message);
         if self.alerts.len() == RECENT_ALERTS {
