@@ -277,7 +277,11 @@ async fn monitor_cost(sites: usize, window: Duration, rounds: usize) -> anyhow::
     let mut ratios = Vec::new();
     for round in 0..rounds {
         // Alternate which goes first, so drift in the machine's load favours neither.
-        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         let mut pair = [0.0f64; 2];
         for monitoring in order {
             let run = meeting_cpu(sites, window, monitoring).await?;
@@ -389,7 +393,9 @@ async fn meeting_cpu(
     send(&group, 150).await?;
     let status = async || -> anyhow::Result<u64> {
         let (_, status) = request(addr, "GET", "/api/status", None).await?;
-        status["packets_forwarded"].as_u64().context("no packets_forwarded")
+        status["packets_forwarded"]
+            .as_u64()
+            .context("no packets_forwarded")
     };
     let (cpu_before, forwarded_before) = (cpu_seconds(server.pid)?, status().await?);
     let started = Instant::now();

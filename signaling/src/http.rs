@@ -25,7 +25,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // A site's join link: the page reads the meeting and token from its address.
         .route("/m/{meeting}", get(|| async { page("site.html") }))
         // The same link's line test on a page of its own, for IT staff.
-        .route("/m/{meeting}/test", get(|| async { page("line-test.html") }))
+        .route(
+            "/m/{meeting}/test",
+            get(|| async { page("line-test.html") }),
+        )
         .route("/schedule", get(|| async { page("schedule.html") }))
         .route("/monitor", get(|| async { page("monitor.html") }))
         .route("/assets/{*path}", get(asset))

@@ -69,12 +69,30 @@ impl Shaper {
     }
 
     /// Drops each packet of `address` with probability `loss` (0..1), at random.
-    pub fn lose(&mut self, address: Ipv4Addr, direction: Direction, loss: f64) -> anyhow::Result<()> {
+    pub fn lose(
+        &mut self,
+        address: Ipv4Addr,
+        direction: Direction,
+        loss: f64,
+    ) -> anyhow::Result<()> {
         let probability = format!("{loss:.4}");
         for (flag, chain) in rules(direction) {
             run(&[
-                "iptables-legacy", "-A", chain, flag, &address.to_string(), "-p", "udp", "-m",
-                "statistic", "--mode", "random", "--probability", &probability, "-j", "DROP",
+                "iptables-legacy",
+                "-A",
+                chain,
+                flag,
+                &address.to_string(),
+                "-p",
+                "udp",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &probability,
+                "-j",
+                "DROP",
             ])?;
         }
         Ok(())
@@ -85,8 +103,16 @@ impl Shaper {
     pub fn cut(&mut self, address: Ipv4Addr) -> anyhow::Result<()> {
         for (flag, chain) in rules(Direction::Both) {
             run(&[
-                "iptables-legacy", "-I", chain, "1", flag, &address.to_string(), "-p", "udp",
-                "-j", "DROP",
+                "iptables-legacy",
+                "-I",
+                chain,
+                "1",
+                flag,
+                &address.to_string(),
+                "-p",
+                "udp",
+                "-j",
+                "DROP",
             ])?;
         }
         Ok(())
@@ -96,7 +122,14 @@ impl Shaper {
     pub fn restore(&mut self, address: Ipv4Addr) -> anyhow::Result<()> {
         for (flag, chain) in rules(Direction::Both) {
             run(&[
-                "iptables-legacy", "-D", chain, flag, &address.to_string(), "-p", "udp", "-j",
+                "iptables-legacy",
+                "-D",
+                chain,
+                flag,
+                &address.to_string(),
+                "-p",
+                "udp",
+                "-j",
                 "DROP",
             ])?;
         }
@@ -106,10 +139,17 @@ impl Shaper {
     /// Caps the address's traffic at `kbit` kbit/s in the given directions, with a
     /// queue of about `buffer_ms` of traffic beyond which packets are dropped, as a
     /// slow line's modem would.
-    pub fn cap(&mut self, address: Ipv4Addr, direction: Direction, kbit: u32) -> anyhow::Result<()> {
+    pub fn cap(
+        &mut self,
+        address: Ipv4Addr,
+        direction: Direction,
+        kbit: u32,
+    ) -> anyhow::Result<()> {
         if !self.htb_installed {
             // Everything unmatched goes to class 1:1, which is as fast as loopback.
-            run(&["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "1"])?;
+            run(&[
+                "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "1",
+            ])?;
             run(&[
                 "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate",
                 "100gbit", "quantum", "60000",

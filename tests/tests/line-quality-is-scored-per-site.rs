@@ -16,8 +16,8 @@ use cau_signaling::model::format_time;
 use cau_tests::api::{ADMIN_TOKEN, link_for, now_millis, request, request_as, token_in};
 use cau_tests::browser::run_script;
 use cau_tests::client::{ClientConfig, TestClient};
-use cau_tests::shaping::{Direction, Shaper, run_in_private_network};
 use cau_tests::server::start_test_server_with;
+use cau_tests::shaping::{Direction, Shaper, run_in_private_network};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -83,7 +83,11 @@ async fn scenario() -> anyhow::Result<()> {
     // Within 10 s the clean site reads excellent and the lossy one poor.
     let levels = wait_for_levels(
         addr,
-        &[(CLEAN.0, "excellent"), (LOSSY.0, "poor"), (CUT.0, "excellent")],
+        &[
+            (CLEAN.0, "excellent"),
+            (LOSSY.0, "poor"),
+            (CUT.0, "excellent"),
+        ],
         Duration::from_secs(10),
     )
     .await?;
@@ -98,7 +102,10 @@ async fn scenario() -> anyhow::Result<()> {
     wait_for_levels(addr, &[(CUT.0, "lost")], Duration::from_secs(5))
         .await
         .context("the cut site did not read lost within 5 s")?;
-    println!("cut site lost after {:.1} s", cut_at.elapsed().as_secs_f64());
+    println!(
+        "cut site lost after {:.1} s",
+        cut_at.elapsed().as_secs_f64()
+    );
     // Alerts reach the webhook: the cut site's drop, and the lossy site staying poor
     // past alert_after_s. The receiver refuses its first request (503), so both
     // arriving means the refused one was tried again.
@@ -124,7 +131,10 @@ async fn scenario() -> anyhow::Result<()> {
     if collected.is_err() {
         bail!("webhook alerts within 20 s: cut {cut_alert:?}, lossy {lossy_alert:?}");
     }
-    let (cut_alert, lossy_alert) = (cut_alert.unwrap_or_default(), lossy_alert.unwrap_or_default());
+    let (cut_alert, lossy_alert) = (
+        cut_alert.unwrap_or_default(),
+        lossy_alert.unwrap_or_default(),
+    );
     if cut_alert["alert"]["kind"] != "dropped" && cut_alert["alert"]["kind"] != "degraded" {
         bail!("unexpected alert about the cut site: {cut_alert}");
     }
@@ -161,7 +171,10 @@ async fn scenario() -> anyhow::Result<()> {
             .filter_map(|s| s["loss_in"].as_f64())
             .sum::<f64>()
             / samples.len() as f64;
-        println!("{code}: {} samples, mean uplink loss {mean_loss:.3}", samples.len());
+        println!(
+            "{code}: {} samples, mean uplink loss {mean_loss:.3}",
+            samples.len()
+        );
         match code {
             c if c == LOSSY.0 && !(0.02..0.12).contains(&mean_loss) => {
                 bail!("the lossy site's history shows {mean_loss} loss: {history}")
@@ -192,7 +205,11 @@ async fn scenario() -> anyhow::Result<()> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .context("/metrics does not parse as Prometheus text")?;
     for (code, _) in [CLEAN, LOSSY, CUT] {
-        for name in ["cau_site_score", "cau_site_rtt_seconds", "cau_site_loss_ratio"] {
+        for name in [
+            "cau_site_score",
+            "cau_site_rtt_seconds",
+            "cau_site_loss_ratio",
+        ] {
             let found = scrape
                 .samples
                 .iter()
@@ -223,11 +240,17 @@ async fn scenario() -> anyhow::Result<()> {
         .send_raw(r#"{"type":"client_stats","stats":{"frames_decoded":-5}}"#)
         .await?;
     chair
-        .wait_until("the refusal of negative figures", Duration::from_secs(5), |c| {
-            c.messages_of_type("error")
-                .iter()
-                .any(|e| e["message"].as_str().is_some_and(|m| m.contains("client_stats")))
-        })
+        .wait_until(
+            "the refusal of negative figures",
+            Duration::from_secs(5),
+            |c| {
+                c.messages_of_type("error").iter().any(|e| {
+                    e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("client_stats"))
+                })
+            },
+        )
         .await?;
     let (_, now) = request(addr, "GET", "/api/monitor/sites", None).await?;
     let client = now["sites"]
@@ -293,7 +316,10 @@ async fn wait_for_levels(
             .iter()
             .map(|(code, _)| {
                 let (level, score) = level_of(code).unwrap_or_default();
-                ((*code).to_owned(), json!({ "level": level, "score": score }))
+                (
+                    (*code).to_owned(),
+                    json!({ "level": level, "score": score }),
+                )
             })
             .collect::<serde_json::Map<_, _>>()
             .into();

@@ -360,9 +360,16 @@ mod tests {
         ];
         write_batch(&pool, &writes).await.unwrap();
 
-        let minutes = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Minute, 100)
-            .await
-            .unwrap();
+        let minutes = samples(
+            &pool,
+            "ha-quang",
+            0,
+            base + 10 * MINUTE,
+            Resolution::Minute,
+            100,
+        )
+        .await
+        .unwrap();
         assert_eq!(minutes.len(), 2);
         assert_eq!(minutes[0].t, base / 1000);
         assert!((minutes[0].score - 70.0).abs() < 1e-9, "{:?}", minutes[0]);
@@ -372,9 +379,16 @@ mod tests {
         assert_eq!(minutes[1].level, "excellent");
 
         // Raw samples before the raw cutoff are gone; the later one stays.
-        let raw = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Raw, 100)
-            .await
-            .unwrap();
+        let raw = samples(
+            &pool,
+            "ha-quang",
+            0,
+            base + 10 * MINUTE,
+            Resolution::Raw,
+            100,
+        )
+        .await
+        .unwrap();
         assert_eq!(raw.len(), 1);
         assert_eq!(raw[0].t, (base + MINUTE + 5_000) / 1000);
 
@@ -385,9 +399,16 @@ mod tests {
             rollup_cutoff: base + MINUTE,
         };
         write_batch(&pool, &[prune]).await.unwrap();
-        let minutes = samples(&pool, "ha-quang", 0, base + 10 * MINUTE, Resolution::Minute, 100)
-            .await
-            .unwrap();
+        let minutes = samples(
+            &pool,
+            "ha-quang",
+            0,
+            base + 10 * MINUTE,
+            Resolution::Minute,
+            100,
+        )
+        .await
+        .unwrap();
         assert_eq!(minutes.len(), 1);
         assert_eq!(minutes[0].t, (base + MINUTE) / 1000);
     }

@@ -46,7 +46,10 @@ async fn metrics(_: Admin, State(state): State<Arc<AppState>>) -> Response {
         .metrics
         .render(&state.sfu.stats(), state.rooms.participant_count());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -121,7 +124,10 @@ pub(crate) async fn site_link(
     let now = crate::admission::now_millis();
     let raw_from = now - state.config.monitoring.raw_retention().as_millis() as Millis;
     let (resolution, resolution_s) = if from >= raw_from {
-        (Resolution::Raw, state.config.monitoring.sample_interval().as_secs() as u32)
+        (
+            Resolution::Raw,
+            state.config.monitoring.sample_interval().as_secs() as u32,
+        )
     } else {
         (Resolution::Minute, 60)
     };

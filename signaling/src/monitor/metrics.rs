@@ -30,11 +30,14 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("cau".into()), None)?;
-        let site = |name: &str, help: &str, labels: &[&str]| {
-            GaugeVec::new(Opts::new(name, help), labels)
-        };
+        let site =
+            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         let metrics = Metrics {
-            score: site("site_score", "Line quality score of the site, 0 to 100", &["site"])?,
+            score: site(
+                "site_score",
+                "Line quality score of the site, 0 to 100",
+                &["site"],
+            )?,
             connected: site("site_connected", "1 while the site is connected", &["site"])?,
             loss: site(
                 "site_loss_ratio",
@@ -42,7 +45,11 @@ impl Metrics {
                 &["site", "direction"],
             )?,
             rtt: site("site_rtt_seconds", "Round-trip time to the site", &["site"])?,
-            jitter: site("site_jitter_seconds", "Interarrival jitter of the site's line", &["site"])?,
+            jitter: site(
+                "site_jitter_seconds",
+                "Interarrival jitter of the site's line",
+                &["site"],
+            )?,
             bitrate: site(
                 "site_bitrate_bits_per_second",
                 "Media bit rate of the site's line, by direction",
@@ -79,7 +86,9 @@ impl Metrics {
         r.register(Box::new(metrics.signaling_errors.clone()))?;
         // Process metrics keep their conventional unprefixed names.
         prometheus::default_registry()
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .or_else(|e| match e {
                 // A second server in one process (tests) finds it registered already.
                 prometheus::Error::AlreadyReg => Ok(()),

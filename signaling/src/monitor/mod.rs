@@ -27,8 +27,8 @@ use tokio::sync::{broadcast, mpsc};
 use crate::model::{Millis, Site, Tier};
 pub(crate) use crate::protocol::ClientStats;
 use crate::store::Store;
-pub(crate) use history::{Alert, LinkEvent, SampleRow};
 use history::Write;
+pub(crate) use history::{Alert, LinkEvent, SampleRow};
 pub(crate) use metrics::Metrics;
 use quality::{Figures, Level, Scorer};
 
@@ -249,7 +249,12 @@ impl Lines {
     pub(crate) fn set_directory(&mut self, sites: &[Site]) {
         self.directory = sites
             .iter()
-            .map(|s| (s.code.as_str().to_owned(), (s.name.as_str().to_owned(), s.tier)))
+            .map(|s| {
+                (
+                    s.code.as_str().to_owned(),
+                    (s.name.as_str().to_owned(), s.tier),
+                )
+            })
             .collect();
     }
 
@@ -285,7 +290,15 @@ impl Lines {
         }
         let kind = if was_dropped { "reconnected" } else { "joined" };
         let mut effects = Vec::new();
-        self.event(site, kind, None, None, Some(meeting.title), now, &mut effects);
+        self.event(
+            site,
+            kind,
+            None,
+            None,
+            Some(meeting.title),
+            now,
+            &mut effects,
+        );
         self.site_update(site, &mut effects);
         effects
     }
@@ -403,8 +416,7 @@ impl Lines {
             rtt: sample.rtt,
             jitter,
             heard: heard && sample.packets_in > 0,
-            video_bitrate_in: camera_on
-                .then(|| sample.video_bytes_in as f64 * 8.0 / seconds),
+            video_bitrate_in: camera_on.then(|| sample.video_bytes_in as f64 * 8.0 / seconds),
         };
         let (score, level) = line.scorer.update(&figures);
         let previous = line.level;
@@ -460,7 +472,15 @@ impl Lines {
         }
         if previous != Some(level) {
             let detail = format!("score {score:.0}");
-            self.event(site, "level", Some(level), previous, Some(detail), now, &mut effects);
+            self.event(
+                site,
+                "level",
+                Some(level),
+                previous,
+                Some(detail),
+                now,
+                &mut effects,
+            );
         }
         if let Some((since, meeting)) = raise {
             let name = self.display_name(site);
@@ -528,9 +548,9 @@ impl Lines {
             .map(|(n, t)| (n.clone(), tier_name(*t)))
             .unwrap_or_else(|| (site.to_owned(), "commune"));
         let line = self.lines.get(site);
-        let latest = line.and_then(|l| l.latest).filter(|_| {
-            line.is_some_and(|l| l.state == State::Connected)
-        });
+        let latest = line
+            .and_then(|l| l.latest)
+            .filter(|_| line.is_some_and(|l| l.state == State::Connected));
         SiteLink {
             code: site.to_owned(),
             name,

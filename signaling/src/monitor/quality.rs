@@ -142,8 +142,12 @@ pub(crate) fn instant_score(figures: &Figures, expected_video_bitrate: f64) -> f
 pub(crate) fn mos(loss_percent: f64, delay_ms: f64) -> f64 {
     const R0: f64 = 93.2;
     const BPL: f64 = 10.0;
-    let delay_impairment =
-        0.024 * delay_ms + if delay_ms > 177.3 { 0.11 * (delay_ms - 177.3) } else { 0.0 };
+    let delay_impairment = 0.024 * delay_ms
+        + if delay_ms > 177.3 {
+            0.11 * (delay_ms - 177.3)
+        } else {
+            0.0
+        };
     let loss_impairment = 95.0 * loss_percent / (loss_percent + BPL);
     let r = (R0 - delay_impairment - loss_impairment).clamp(0.0, 100.0);
     (1.0 + 0.035 * r + 7.0e-6 * r * (r - 60.0) * (100.0 - r)).clamp(1.0, 4.5)
@@ -197,7 +201,10 @@ mod tests {
         let (fallen, level) = scorer.update(&second(0.08, 2, 1));
         assert_eq!(level, Level::Poor, "{fallen}");
         let (one_later, _) = scorer.update(&second(0.0, 2, 1));
-        assert!(one_later < GOOD_FROM, "one good second is not enough: {one_later}");
+        assert!(
+            one_later < GOOD_FROM,
+            "one good second is not enough: {one_later}"
+        );
         let mut level = Level::Poor;
         let mut seconds = 1;
         while level != Level::Excellent {

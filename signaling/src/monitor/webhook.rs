@@ -22,10 +22,7 @@ struct Body<'a> {
 pub(super) async fn deliver(url: String, attempts: u32, mut alerts: UnboundedReceiver<Alert>) {
     // reqwest uses the process's rustls provider: the same aws-lc as the web server's.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(ATTEMPT_TIMEOUT)
-        .build()
-    {
+    let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook client: alerts stay on the dashboard");
@@ -74,5 +71,8 @@ async fn send(client: reqwest::Client, url: String, attempts: u32, alert: Alert)
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
-    tracing::warn!(alert = alert.id, "webhook gave up after {attempts} attempts");
+    tracing::warn!(
+        alert = alert.id,
+        "webhook gave up after {attempts} attempts"
+    );
 }
