@@ -70,6 +70,10 @@ pub struct RunningServer {
 /// Starts the whole server: the media thread and the web server. Returns once both
 /// are listening.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // rustls needs a process-wide crypto provider, for HTTPS and the alert webhook's
+    // client alike; aws-lc-rs is the one str0m uses too. Installing fails only if one is
+    // installed already, which is as good.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let listener = std::net::TcpListener::bind(config.http.listen)
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;

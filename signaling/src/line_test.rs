@@ -643,12 +643,7 @@ impl Test<'_> {
             tracing::error!(site = %admission.site_code, %error, "cannot store a line test");
         }
         self.state.meetings.line_test_done(&record);
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(record.at) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let reasons = record.reasons.iter().map(Reason::message).collect();
-        self.state
-            .monitor
-            .record_line_test(&admission.site_code, verdict.as_str(), at, reasons);
+        self.state.monitor.record_line_test(&record);
         self.send(&ServerMessage::LineTestResult(result_message(&record)))
             .await;
     }

@@ -7,9 +7,6 @@ use cau_config::{TlsConfig, TlsMode};
 
 /// The rustls configuration for `config`'s mode (`files` or `self-signed`).
 pub(crate) async fn rustls_config(config: &TlsConfig) -> anyhow::Result<RustlsConfig> {
-    // rustls needs a process-wide crypto provider; aws-lc-rs is the one str0m uses too.
-    // Installing fails only if one is installed already, which is as good.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match config.mode {
         TlsMode::Files => RustlsConfig::from_pem_file(&config.cert, &config.key)
             .await

@@ -270,7 +270,7 @@ pub(crate) async fn events(
     rows.iter()
         .map(|row| {
             Ok(LinkEvent {
-                at: super::rfc3339(row.try_get("at")?),
+                at: crate::model::format_time(row.try_get("at")?),
                 site: row.try_get("site")?,
                 kind: row.try_get("kind")?,
                 level: row.try_get("level")?,
@@ -299,7 +299,7 @@ pub(crate) async fn recent_alerts(
             Ok(Alert {
                 id: row.try_get("id")?,
                 site: row.try_get("site")?,
-                at: super::rfc3339(row.try_get("at")?),
+                at: crate::model::format_time(row.try_get("at")?),
                 kind: row.try_get("kind")?,
                 level: row.try_get("level")?,
                 message: row.try_get("message")?,

@@ -24,7 +24,9 @@ use cau_sfu::{LinkSample, PeerId};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::model::{Millis, Site, Tier};
+use crate::admission::now_millis;
+use crate::line_test::LineTestRecord;
+use crate::model::{Millis, Site, Tier, format_time};
 pub(crate) use crate::protocol::ClientStats;
 use crate::store::Store;
 use history::Write;
@@ -80,6 +82,16 @@ pub(crate) struct LineTestView {
     /// RFC 3339.
     pub at: String,
     pub reasons: Vec<String>,
+}
+
+impl LineTestView {
+    fn new(test: &LineTestRecord) -> LineTestView {
+        LineTestView {
+            verdict: test.verdict.as_str().to_owned(),
+            at: format_time(test.at),
+            reasons: test.reasons.iter().map(|r| r.message()).collect(),
+        }
+    }
 }
 
 /// What the dashboards are sent, live.
@@ -563,7 +575,7 @@ impl Lines {
             .to_owned(),
             level: line.and_then(|l| l.level).map(|l| l.as_str().to_owned()),
             score: line.and_then(|l| l.score).map(|s| s.round()),
-            last_seen: line.and_then(|l| l.last_seen).map(rfc3339),
+            last_seen: line.and_then(|l| l.last_seen).map(format_time),
             meeting: line.and_then(|l| l.meeting.clone()),
             rtt_ms: latest.and_then(|l| l.rtt_ms),
             loss_in: latest.and_then(|l| l.loss_in),
@@ -609,7 +621,7 @@ impl Lines {
         effects: &mut Vec<Effect>,
     ) {
         let event = LinkEvent {
-            at: rfc3339(now),
+            at: format_time(now),
             site: site.to_owned(),
             kind: kind.to_owned(),
             level: level.map(|l| l.as_str().to_owned()),
@@ -643,7 +655,7 @@ impl Lines {
         let alert = Alert {
             id: self.next_alert_id,
             site: site.to_owned(),
-            at: rfc3339(now),
+            at: format_time(now),
             kind: kind.to_owned(),
             level: level.map(|l| l.as_str().to_owned()),
             message,
@@ -681,20 +693,6 @@ fn tier_rank(tier: &str) -> u8 {
     }
 }
 
-/// Unix milliseconds as RFC 3339 UTC.
-pub(crate) fn rfc3339(at: Millis) -> String {
-    let nanos = i128::from(at) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.replace_nanosecond(0)
-                .ok()?
-                .format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// The shell: the core behind a mutex, and the tasks that carry its effects out.
 pub(crate) struct Monitor {
     enabled: bool,
@@ -720,13 +718,8 @@ impl Monitor {
         lines.alerts = recent_alerts.into();
         // Each site's latest line test, so the dashboard shows it after a restart too.
         for site in &sites {
-            if let Some(test) = store.line_tests(&site.code, 1).await?.into_iter().next() {
-                let view = LineTestView {
-                    verdict: test.verdict.as_str().to_owned(),
-                    at: rfc3339(test.at),
-                    reasons: test.reasons.iter().map(|r| r.message()).collect(),
-                };
-                lines.line_test(site.code.as_str(), view);
+            if let Some(test) = store.line_tests(&site.code, 1).await?.first() {
+                lines.line_test(site.code.as_str(), LineTestView::new(test));
             }
         }
         let (writes, write_queue) = mpsc::unbounded_channel();
@@ -769,7 +762,7 @@ impl Monitor {
 
     pub(crate) fn connected(&self, site: &str, peer: PeerId, meeting: MeetingView) {
         if self.enabled {
-            let effects = self.lines().connected(site, peer, meeting, now());
+            let effects = self.lines().connected(site, peer, meeting, now_millis());
             self.apply(effects);
         }
     }
@@ -779,13 +772,15 @@ impl Monitor {
             if ending == Ending::Dropped {
                 self.metrics.drops.inc();
             }
-            let effects = self.lines().ended(site, peer, ending, now());
+            let effects = self.lines().ended(site, peer, ending, now_millis());
             self.apply(effects);
         }
     }
 
     pub(crate) fn sample(&self, site: &str, peer: PeerId, sample: &LinkSample, camera_on: bool) {
-        let effects = self.lines().sample(site, peer, sample, camera_on, now());
+        let effects = self
+            .lines()
+            .sample(site, peer, sample, camera_on, now_millis());
         self.apply(effects);
     }
 
@@ -794,20 +789,9 @@ impl Monitor {
     }
 
     /// A site's line test finished: shown on the dashboard from now on.
-    pub(crate) fn record_line_test(
-        &self,
-        site: &str,
-        verdict: &str,
-        at: time::OffsetDateTime,
-        reasons: Vec<String>,
-    ) {
-        let at = (at.unix_timestamp_nanos() / 1_000_000) as Millis;
-        let view = LineTestView {
-            verdict: verdict.to_owned(),
-            at: rfc3339(at),
-            reasons,
-        };
-        let effects = self.lines().line_test(site, view);
+    pub(crate) fn record_line_test(&self, test: &LineTestRecord) {
+        let view = LineTestView::new(test);
+        let effects = self.lines().line_test(test.site.as_str(), view);
         self.apply(effects);
     }
 
@@ -856,10 +840,6 @@ impl Monitor {
     }
 }
 
-fn now() -> Millis {
-    crate::admission::now_millis()
-}
-
 /// Rolls the history up once a minute and prunes it, until the monitor is gone.
 async fn maintain(
     monitor: std::sync::Weak<Monitor>,
@@ -872,7 +852,7 @@ async fn maintain(
         let Some(monitor) = monitor.upgrade() else {
             return;
         };
-        let now = now();
+        let now = now_millis();
         let _ = monitor.writes.send(Write::Maintain {
             before: now - now % 60_000,
             raw_cutoff: now - raw_retention.as_millis() as Millis,

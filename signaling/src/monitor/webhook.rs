@@ -20,8 +20,6 @@ struct Body<'a> {
 }
 
 pub(super) async fn deliver(url: String, attempts: u32, mut alerts: UnboundedReceiver<Alert>) {
-    // reqwest uses the process's rustls provider: the same aws-lc as the web server's.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
         Ok(client) => client,
         Err(error) => {
