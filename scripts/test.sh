@@ -43,7 +43,12 @@ echo "== building"
 cargo build --workspace --all-targets --locked
 
 echo "== running every test"
-run_tests() { cargo test --workspace --locked --offline "$@"; }
+# The end-to-end scenarios (one binary, `cau-tests`) run one at a time: several time media
+# on a two-core machine. Everything else runs in parallel.
+run_tests() {
+  cargo test --workspace --exclude cau-tests --locked --offline "$@"
+  RUST_TEST_THREADS=1 cargo test -p cau-tests --locked --offline "$@"
+}
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
   # A fresh network namespace: loopback only, nothing reaches any other host.
   export -f run_tests

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Packets of each kind that each participant sends.
 const PACKETS: u32 = 100;
 
-/// The pause after each participant's pair of packets; see `webrtc-clients-exchange-media.rs`.
+/// The pause after each participant's pair of packets; see `webrtc_clients_exchange_media.rs`.
 const PACE: Duration = Duration::from_millis(10);
 
 /// How long media may take to start, and the last packet to arrive.

@@ -1,0 +1,39 @@
+//! Cầu's end-to-end scenarios: one scenario per file, each against a real server.
+//!
+//! They are modules of one test binary rather than one binary each: every binary links the
+//! whole media stack (str0m, webrtc-rs, aws-lc, sqlx), and forty links of it cost minutes of
+//! CI time and gigabytes of disk for nothing. `scripts/test.sh` runs the scenarios one at a
+//! time, as separate binaries ran before, because several of them time media on a two-core
+//! machine. Run one with `cargo test -p cau-tests --test scenarios <module name>`.
+
+mod admin_api_refuses_missing_and_wrong_tokens;
+mod bad_signaling_input_disturbs_no_one;
+mod browser_closing_page_is_announced;
+mod browser_runs_the_line_test_from_the_lobby;
+mod browsers_follow_the_chairs_floor;
+mod browsers_meet_over_https;
+mod browsers_see_and_hear_each_other;
+mod chair_gives_and_takes_the_floor;
+mod closed_participant_is_announced;
+mod full_room_refuses_join;
+mod garbage_on_media_port_disturbs_no_call;
+mod generated_admin_token_is_shown_once;
+mod https_with_certificate_files;
+mod invalid_meetings_are_refused_and_nothing_is_written;
+mod join_links_admit_only_their_site_meeting_and_window;
+mod line_quality_is_scored_per_site;
+mod line_test_refuses_what_it_cannot_run;
+mod line_test_tells_ready_from_not_ready;
+mod meeting_roles_and_tokens_are_enforced;
+mod meetings_are_scheduled_edited_cancelled_and_listed;
+mod meetings_survive_a_restart;
+mod openapi_document_describes_every_endpoint;
+mod overlapping_invitations_are_refused_with_409;
+mod participant_whose_media_dies_is_announced;
+mod province_meets_all_communes;
+mod rooms_are_isolated;
+mod scheduling_api_validates_and_refuses_conflicts;
+mod secretary_edits_the_site_directory;
+mod site_directory_is_seeded_and_edited;
+mod speaking_site_becomes_the_active_speaker;
+mod webrtc_clients_exchange_media;
