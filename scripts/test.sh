@@ -43,11 +43,12 @@ echo "== building"
 cargo build --workspace --all-targets --locked
 
 echo "== running every test"
-# The end-to-end scenarios (one binary, `cau-tests`) run one at a time: several time media
-# on a two-core machine. Everything else runs in parallel.
+# The end-to-end scenarios (the `scenarios` test binary) run one at a time: several time
+# media on a two-core machine. Unit tests run in parallel. Both commands select the whole
+# workspace, so dependencies keep the features of the build above and are not rebuilt.
 run_tests() {
-  cargo test --workspace --exclude cau-tests --locked --offline "$@"
-  RUST_TEST_THREADS=1 cargo test -p cau-tests --locked --offline "$@"
+  cargo test --workspace --locked --offline --lib --bins "$@"
+  RUST_TEST_THREADS=1 cargo test --workspace --locked --offline --test scenarios "$@"
 }
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
   # A fresh network namespace: loopback only, nothing reaches any other host.
