@@ -12,6 +12,8 @@ use cau_tests::client::{ClientConfig, MediaKind, TestClient, warm_up};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod floor;
+
 #[derive(Parser)]
 #[command(name = "cau-load", about = "Benchmarks of the Cầu server")]
 struct Cli {
@@ -46,6 +48,15 @@ enum Benchmark {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The floor: CPU per packet of SRTP protect plus a UDP send to loopback, one send
+    /// per packet and 32 packets per GSO send; medians over rounds.
+    Floor {
+        /// Packets per mode and round.
+        #[arg(long, default_value_t = 50_000)]
+        packets: usize,
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
     /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
     /// (used by `rss` and `monitor-cost`, which measure the server in a process of its
     /// own). `--monitoring off` turns line monitoring off.
@@ -72,6 +83,9 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 rounds,
             } => monitor_cost(sites, Duration::from_secs(seconds), rounds).await,
+            Benchmark::Floor { packets, rounds } => {
+                floor::run(floor::FloorConfig { packets, rounds })
+            }
             Benchmark::Serve { monitoring } => serve(monitoring == "on").await,
         }
     })
