@@ -102,6 +102,20 @@ pub struct ClientConfig {
     /// The loopback address the client's media socket binds: any of 127.0.0.0/8. A
     /// site of its own address can be given a line of its own with [`crate::shaping`].
     pub local_ip: Ipv4Addr,
+    /// When set, every RTP packet received goes to this function as it arrives instead
+    /// of being recorded: a load test receiving for minutes would otherwise hold every
+    /// payload in memory, and it needs the arrival time, which the record lacks.
+    pub packet_sink: Option<PacketSink>,
+}
+
+/// A function called with each RTP packet as it arrives; see [`ClientConfig::packet_sink`].
+#[derive(Clone)]
+pub struct PacketSink(pub Arc<dyn Fn(&ReceivedPacket) + Send + Sync>);
+
+impl std::fmt::Debug for PacketSink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PacketSink")
+    }
 }
 
 impl ClientConfig {
@@ -120,6 +134,7 @@ impl ClientConfig {
             publish_video: true,
             token: None,
             local_ip: Ipv4Addr::LOCALHOST,
+            packet_sink: None,
         }
     }
 
@@ -225,7 +240,10 @@ impl TestClient {
             .await
             .with_context(|| format!("connecting the WebSocket to {}", config.ws_url))?;
         let (sink, mut stream) = socket.split();
-        let recorder = Arc::new(Recorder::default());
+        let recorder = Arc::new(Recorder {
+            sink: config.packet_sink.clone(),
+            ..Recorder::default()
+        });
         let mut tasks = Tasks::default();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(write_socket(
@@ -766,6 +784,8 @@ struct Recorder {
     answered_offers: AtomicUsize,
     failures: Mutex<Vec<String>>,
     socket_closed: AtomicBool,
+    /// Takes the received packets instead of `received`, when set.
+    sink: Option<PacketSink>,
 }
 
 impl Recorder {
@@ -933,7 +953,7 @@ async fn build_peer_connection(
 /// A webrtc-rs peer connection as every test client uses it: Opus and VP8, the
 /// interceptors a browser has, no mDNS, no ICE servers, and one host candidate on
 /// `local_ip` (any of 127.0.0.0/8).
-pub(crate) async fn loopback_peer_connection(
+pub async fn loopback_peer_connection(
     handler: Arc<dyn PeerConnectionEventHandler>,
     local_ip: Ipv4Addr,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
@@ -972,7 +992,9 @@ pub(crate) async fn loopback_peer_connection(
     Ok(Arc::new(peer_connection))
 }
 
-fn codec(kind: MediaKind) -> RTCRtpCodecParameters {
+/// The codec parameters every test client offers for `kind`: Opus, or VP8 with NACK,
+/// PLI and FIR feedback.
+pub fn codec(kind: MediaKind) -> RTCRtpCodecParameters {
     match kind {
         MediaKind::Audio => RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -1298,7 +1320,7 @@ async fn read_track(
                     .as_deref()
                     .and_then(|mid| recorder.participant_of_mid(mid))
                     .unwrap_or_else(|| stream_id.clone());
-                lock(&recorder.received).push(ReceivedPacket {
+                let packet = ReceivedPacket {
                     from,
                     stream_id: stream_id.clone(),
                     mid: mid.clone(),
@@ -1309,7 +1331,11 @@ async fn read_track(
                     payload_type: packet.header.payload_type,
                     marker: packet.header.marker,
                     ssrc: packet.header.ssrc,
-                });
+                };
+                match &recorder.sink {
+                    Some(sink) => (sink.0)(&packet),
+                    None => lock(&recorder.received).push(packet),
+                }
             }
             TrackRemoteEvent::OnEnded => break,
             _ => {}

@@ -1,0 +1,470 @@
+//! `all-hands`: the province's meeting of 58 sites on a server in a process of its own,
+//! with the direct-path baseline beside it, measured over one window.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cau_tests::client::{MediaKind, TestClient};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::figures::{Delivery, ServerCost, delivery, round3};
+use crate::media::{MediaPlan, Receiver, SendCounters, StreamKey, Window, publish};
+use crate::scenario::Scenario;
+use crate::server::{Reading, ServeOptions, ServerProcess};
+use crate::{cau, direct};
+
+/// What the command line sets.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Communes taking part (56 in Cao Bằng); sites are these plus the province and the
+    /// central point.
+    pub communes: usize,
+    /// The measured window.
+    pub seconds: u64,
+    pub plan: MediaPlan,
+    /// Direct-path baseline pairs sending beside the meeting.
+    pub baseline_pairs: usize,
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// A scenario joined to a Cầu server, its publishers sending.
+pub struct CauRun {
+    pub scenario: Scenario,
+    pub window: Arc<Window>,
+    pub receivers: Vec<Arc<Receiver>>,
+    pub counters: Vec<Arc<SendCounters>>,
+    /// Each site's client once joined, by index in the scenario.
+    pub clients: Vec<Option<Arc<TestClient>>>,
+    /// When each site started joining and when its `join` returned, by `now_ns`.
+    pub join_started_ns: Vec<u64>,
+    pub publishers: Vec<JoinHandle<()>>,
+}
+
+impl CauRun {
+    pub fn new(scenario: Scenario) -> CauRun {
+        let window = Arc::new(Window::default());
+        let sites = scenario.sites.len();
+        CauRun {
+            receivers: (0..sites).map(|_| Receiver::new(window.clone())).collect(),
+            counters: (0..sites).map(|_| Arc::default()).collect(),
+            clients: (0..sites).map(|_| None).collect(),
+            join_started_ns: vec![0; sites],
+            publishers: Vec::new(),
+            scenario,
+            window,
+        }
+    }
+
+    /// Joins every site, the chair first (who opens the meeting, so that the others enter
+    /// at once rather than through the lobby), then the others `batch` at a time: a burst
+    /// of 58 DTLS handshakes at once on two cores would measure the machine, not the
+    /// server (`join-storm` measures that). Each site publishes from its join on, until
+    /// `until`. Returns the seconds it took.
+    pub async fn join_in_batches(
+        &mut self,
+        ws_url: &str,
+        tokens: &[String],
+        plan: &MediaPlan,
+        until: Instant,
+        batch: usize,
+    ) -> anyhow::Result<f64> {
+        let joining = Instant::now();
+        let sites = self.scenario.sites.len();
+        let chair = self.scenario.chair().context("no chair")?;
+        let others: Vec<usize> = (0..sites).filter(|&i| i != chair).collect();
+        let chair_alone = [chair];
+        let groups = std::iter::once(&chair_alone[..]).chain(others.chunks(batch.max(1)));
+        for group in groups {
+            let joins = group.iter().map(|&i| {
+                let (ws, token) = (ws_url.to_owned(), tokens[i].clone());
+                let (site, receiver) = (self.scenario.sites[i].clone(), self.receivers[i].clone());
+                async move { cau::join(&ws, &token, &site, &receiver).await }
+            });
+            let started = crate::media::now_ns();
+            let joined = futures_util::future::join_all(joins).await;
+            for (&i, client) in group.iter().zip(joined) {
+                let code = &self.scenario.sites[i].code;
+                let client = Arc::new(client.with_context(|| format!("{code} joining"))?);
+                self.join_started_ns[i] = started;
+                if i == chair {
+                    client.send_raw(r#"{"type":"open_meeting"}"#).await?;
+                }
+                self.start_publishing(i, client.clone(), plan, until);
+                self.clients[i] = Some(client);
+            }
+            let joined = self.clients.iter().flatten().count();
+            eprintln!("  joined {joined} of {sites} sites");
+        }
+        Ok(joining.elapsed().as_secs_f64())
+    }
+
+    /// The chair's client, once joined.
+    pub fn chair_client(&self) -> anyhow::Result<&TestClient> {
+        let chair = self.scenario.chair().context("no chair")?;
+        self.client_of(chair)
+    }
+
+    /// Site `index`'s client, once joined.
+    pub fn client_of(&self, index: usize) -> anyhow::Result<&TestClient> {
+        self.clients
+            .get(index)
+            .and_then(Option::as_deref)
+            .context("that site has not joined")
+    }
+
+    /// Starts site `index`'s publisher, which sends until `until`.
+    pub fn start_publishing(
+        &mut self,
+        index: usize,
+        client: Arc<TestClient>,
+        plan: &MediaPlan,
+        until: Instant,
+    ) {
+        let site = &self.scenario.sites[index];
+        let mut plan = plan.clone();
+        plan.audio &= site.audio;
+        if !site.video {
+            plan.video.clear();
+        }
+        let (window, counters) = (self.window.clone(), self.counters[index].clone());
+        // Spread the publishers over one tick, as independent cameras would be.
+        let phase = crate::media::TICK.mul_f64((index * 7 % 20) as f64 / 20.0);
+        self.publishers.push(tokio::spawn(async move {
+            publish(
+                &*client,
+                index as u16,
+                &plan,
+                &window,
+                &counters,
+                phase,
+                until,
+            )
+            .await;
+        }));
+    }
+
+    /// The expected streams not one packet of which has arrived yet, as
+    /// (receiver, publisher, kind) site codes.
+    pub fn missing_streams(&self) -> Vec<(String, String, MediaKind)> {
+        self.scenario
+            .expected
+            .iter()
+            .filter(|e| {
+                let key = StreamKey {
+                    publisher: e.publisher as u16,
+                    kind: e.kind,
+                    layer: 0,
+                };
+                self.receivers[e.receiver].first_arrival(key).is_none()
+            })
+            .map(|e| {
+                (
+                    self.scenario.sites[e.receiver].code.clone(),
+                    self.scenario.sites[e.publisher].code.clone(),
+                    e.kind,
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until every expected stream has delivered a packet.
+    pub async fn wait_for_all_streams(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = self.missing_streams();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} of {} expected streams delivered nothing within {timeout:?}, e.g. (receiver, publisher, kind) {:?}",
+                    missing.len(),
+                    self.scenario.expected.len(),
+                    &missing[..missing.len().min(5)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        let receivers: Vec<&Receiver> = self.receivers.iter().map(|r| &**r).collect();
+        let senders: Vec<&SendCounters> = self.counters.iter().map(|c| &**c).collect();
+        delivery(&self.scenario.expected, &receivers, &senders)
+    }
+
+    /// Stops publishing and drops every client without leaving (quick, and the server
+    /// process is killed next anyway).
+    pub async fn finish(self) {
+        for publisher in &self.publishers {
+            publisher.abort();
+        }
+        for publisher in self.publishers {
+            let _ = publisher.await;
+        }
+        for client in self.clients.into_iter().flatten() {
+            if let Ok(client) = Arc::try_unwrap(client) {
+                client.drop_abruptly().await;
+            }
+        }
+    }
+}
+
+/// The direct-path baseline: `pairs` connections each sending one publisher's media.
+pub struct Baseline {
+    pub window: Arc<Window>,
+    receiver: Arc<Receiver>,
+    counters: Vec<Arc<SendCounters>>,
+    senders: Vec<Arc<direct::DirectSender>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Baseline {
+    /// Connects the pairs and starts sending, sharing `window` with the scenario.
+    pub async fn start(
+        pairs: usize,
+        plan: &MediaPlan,
+        window: Arc<Window>,
+        until: Instant,
+    ) -> anyhow::Result<Baseline> {
+        let receiver = Receiver::new(window.clone());
+        let mut baseline = Baseline {
+            window,
+            receiver,
+            counters: Vec::new(),
+            senders: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for index in 0..pairs {
+            let sender = Arc::new(direct::connect(baseline.receiver.clone()).await?);
+            let counters = Arc::new(SendCounters::default());
+            let (plan, window, s, c) = (
+                plan.clone(),
+                baseline.window.clone(),
+                sender.clone(),
+                counters.clone(),
+            );
+            let phase = crate::media::TICK.mul_f64(index as f64 / pairs.max(1) as f64);
+            baseline.tasks.push(tokio::spawn(async move {
+                publish(&*s, index as u16, &plan, &window, &c, phase, until).await;
+            }));
+            baseline.senders.push(sender);
+            baseline.counters.push(counters);
+        }
+        Ok(baseline)
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        // One receiver gets every pair's streams: publisher i's audio and video.
+        let expected: Vec<crate::scenario::Expectation> = (0..self.counters.len())
+            .flat_map(|publisher| {
+                [MediaKind::Audio, MediaKind::Video].map(|kind| crate::scenario::Expectation {
+                    receiver: 0,
+                    publisher,
+                    kind,
+                })
+            })
+            .collect();
+        let senders: Vec<&SendCounters> = self.counters.iter().map(|c| &**c).collect();
+        delivery(&expected, &[&*self.receiver], &senders)
+    }
+
+    pub async fn finish(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for sender in &self.senders {
+            sender.close().await;
+        }
+    }
+}
+
+/// The figures of one all-hands run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub benchmark: &'static str,
+    pub date: String,
+    pub sites: usize,
+    pub layers: Vec<&'static str>,
+    pub video_down_tracks: usize,
+    pub audio_down_tracks: usize,
+    pub server: ServerCost,
+    pub sfu_path: Delivery,
+    pub direct_path: Delivery,
+    /// SFU path minus direct path, per percentile.
+    pub added_latency_p50_ms: f64,
+    pub added_latency_p99_ms: f64,
+    /// Joining every site, from the first socket opening to the last `join` returning.
+    pub join_all_s: f64,
+    /// Publisher ticks more than a tick late: the load generator falling behind.
+    pub late_publisher_ticks: u64,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let server = ServerProcess::start(&ServeOptions::default()).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle = server.rss_kib()?;
+    let directory = cau::directory(server.http_addr).await?;
+    let scenario = Scenario::all_hands(&directory, options.communes)?;
+    let sites = scenario.sites.len();
+    eprintln!(
+        "all-hands: {sites} sites, {} video and {} audio down-tracks expected; server pid {}, idle RSS {} KiB",
+        scenario.down_tracks(MediaKind::Video),
+        scenario.down_tracks(MediaKind::Audio),
+        server.pid,
+        rss_idle
+    );
+    let tokens = cau::schedule(server.http_addr, &scenario).await?;
+    let mut run = CauRun::new(scenario);
+    // Publishers send until the window is over, with room for joining and warming up.
+    let until = Instant::now() + Duration::from_secs(options.seconds + 240);
+    let join_all_s = run
+        .join_in_batches(&server.ws_url, &tokens, &options.plan, until, 8)
+        .await?;
+    cau::chair_arranges(run.chair_client()?, &run.scenario).await?;
+    run.wait_for_all_streams(Duration::from_secs(60)).await?;
+    eprintln!("  every expected stream flows ({join_all_s:.1} s to join all); baseline connecting");
+    let baseline = Baseline::start(
+        options.baseline_pairs,
+        &options.plan,
+        run.window.clone(),
+        until,
+    )
+    .await?;
+    // Let the baseline's first keyframe and the settling after renegotiations pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let before = Reading::take(&server).await?;
+    run.window.open();
+    let mut last = before;
+    for second in 1..=options.seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = Reading::take(&server).await?;
+        let span = now.at.duration_since(last.at).as_secs_f64();
+        eprintln!(
+            "  {second:>3}/{} s: {:>6.0} forwarded/s, server {:.2} cores, {:.1} us CPU per forwarded packet",
+            options.seconds,
+            (now.forwarded - last.forwarded) as f64 / span,
+            (now.cpu_s - last.cpu_s) / span,
+            (now.cpu_s - last.cpu_s) / (now.forwarded - last.forwarded).max(1) as f64 * 1e6,
+        );
+        last = now;
+    }
+    run.window.close();
+    let after = Reading::take(&server).await?;
+    let rss_loaded = server.rss_kib()?;
+    // Packets sent just before the window closed are still on their way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let video_pps = options.plan.video.first().map_or(0.0, |layer| {
+        options.plan.video_plan.packets_per_second(*layer)
+    });
+    let cost = ServerCost::new(&before, &after, video_pps).with_rss(rss_idle, rss_loaded, sites);
+    let sfu_path = run.delivery();
+    let direct_path = baseline.delivery();
+    let report = Report {
+        benchmark: "all-hands",
+        date: today(),
+        sites,
+        layers: options.plan.video.iter().map(|l| l.name).collect(),
+        video_down_tracks: run.scenario.down_tracks(MediaKind::Video),
+        audio_down_tracks: run.scenario.down_tracks(MediaKind::Audio),
+        added_latency_p50_ms: round3(sfu_path.latency.p50_ms - direct_path.latency.p50_ms),
+        added_latency_p99_ms: round3(sfu_path.latency.p99_ms - direct_path.latency.p99_ms),
+        server: cost,
+        sfu_path,
+        direct_path,
+        join_all_s: round3(join_all_s),
+        late_publisher_ticks: run
+            .counters
+            .iter()
+            .map(|c| c.late_ticks.load(std::sync::atomic::Ordering::Relaxed))
+            .sum(),
+    };
+    baseline.finish().await;
+    run.finish().await;
+    server.stop().await?;
+    print_summary(&report, video_pps);
+    write_json(&options.json, &report)?;
+    if report.sfu_path.received_packets == 0 {
+        bail!("no media arrived through the SFU in the window");
+    }
+    Ok(())
+}
+
+fn print_summary(report: &Report, video_pps: f64) {
+    let s = &report.server;
+    println!(
+        "all-hands, {} sites, video layer(s) {:?}, {} video + {} audio down-tracks, {:.0} s window",
+        report.sites, report.layers, report.video_down_tracks, report.audio_down_tracks, s.window_s
+    );
+    println!(
+        "  server CPU        {:.2} s = {:.2} cores; {:.0} packets forwarded/s",
+        s.cpu_s, s.cores, s.forwarded_per_s
+    );
+    println!(
+        "  CPU per packet    {:.2} us ({:.2} ms per 1,000 forwarded)",
+        s.cpu_us_per_forwarded, s.cpu_ms_per_1000_forwarded
+    );
+    println!(
+        "  per core          {:.0} video down-tracks of 500 kbit/s ({video_pps:.1} packets/s each), extrapolated",
+        s.video_down_tracks_per_core
+    );
+    println!(
+        "  RSS               {} KiB idle, {} KiB loaded: {:.2} MiB per site",
+        s.rss_idle_kib, s.rss_loaded_kib, s.rss_mib_per_site
+    );
+    print_delivery("SFU path   ", &report.sfu_path);
+    print_delivery("direct path", &report.direct_path);
+    println!(
+        "  added latency     p50 {:.2} ms, p99 {:.2} ms (SFU path minus direct path)",
+        report.added_latency_p50_ms, report.added_latency_p99_ms
+    );
+    println!(
+        "  joining all sites {:.1} s; late publisher ticks {}",
+        report.join_all_s, report.late_publisher_ticks
+    );
+}
+
+pub fn print_delivery(label: &str, d: &Delivery) {
+    println!(
+        "  {label}       latency p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms; loss {:.3}% ({} of {}); jitter {:.2} ms; frames complete {} of {}; silent streams {}, unexpected packets {}, duplicates {}",
+        d.latency.p50_ms,
+        d.latency.p90_ms,
+        d.latency.p99_ms,
+        d.latency.max_ms,
+        d.loss_percent,
+        d.expected_packets - d.received_packets.min(d.expected_packets),
+        d.expected_packets,
+        d.jitter_ms_mean,
+        d.video_frames_complete,
+        d.video_frames_expected,
+        d.silent_streams,
+        d.unexpected_packets,
+        d.duplicates
+    );
+}
+
+pub fn write_json(
+    path: &Option<std::path::PathBuf>,
+    report: &impl Serialize,
+) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    if let Some(path) = path {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Today's date (UTC), for the results table.
+pub fn today() -> String {
+    let days = cau_tests::api::now_millis() / 86_400_000;
+    cau_signaling::model::format_time(days * 86_400_000)
+        .split('T')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
