@@ -19,6 +19,7 @@ mod cau;
 mod direct;
 mod figures;
 mod floor;
+mod janus;
 mod legacy;
 mod media;
 mod scenario;
@@ -92,6 +93,28 @@ enum Benchmark {
         #[arg(long, default_value_t = 7)]
         rounds: usize,
     },
+    /// The same scenario on Cầu and on Janus's VideoRoom, alternated over rounds in one
+    /// run, in a network namespace the tool makes (needs root and Debian's `janus`).
+    JanusCompare {
+        /// Communes taking part, besides the province and the central point.
+        #[arg(long, default_value_t = 56)]
+        communes: usize,
+        /// The measured window of each round, once every stream flows.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Rounds of (Cầu, Janus), alternating which goes first.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Direct-path baseline connections sending beside the meeting.
+        #[arg(long, default_value_t = 2)]
+        baseline_pairs: usize,
+        /// Where to write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Set by the tool when it re-runs itself inside its network namespace.
+        #[arg(long, hide = true)]
+        inside_namespace: bool,
+    },
     /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
     /// (the benchmarks start it to measure the server in a process of its own).
     Serve {
@@ -138,6 +161,25 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 rounds,
             } => legacy::monitor_cost(sites, Duration::from_secs(seconds), rounds).await,
+            Benchmark::JanusCompare {
+                communes,
+                seconds,
+                rounds,
+                baseline_pairs,
+                json,
+                inside_namespace,
+            } => {
+                janus::run(janus::Options {
+                    communes,
+                    seconds,
+                    rounds,
+                    baseline_pairs,
+                    plan: media::MediaPlan::new(media::layers(1)?),
+                    json,
+                    inside_namespace,
+                })
+                .await
+            }
             Benchmark::Floor { packets, rounds } => {
                 floor::run(floor::FloorConfig { packets, rounds })
             }
