@@ -72,6 +72,15 @@ pub struct LimitsConfig {
     pub max_participants_per_room: usize,
     pub max_peers: usize,
     pub max_message_bytes: usize,
+    pub joins_per_minute: u32,
+    pub join_burst: u32,
+    pub api_requests_per_minute: u32,
+    pub api_burst: u32,
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    /// Origins, as `scheme://host[:port]`, whose pages may open the WebSocket besides
+    /// the server's own.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +235,7 @@ impl Config {
                 "limits.max_message_bytes must be at least 1024: SDP offers are several KiB".into(),
             ));
         }
+        self.limits.check()?;
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "storage.data_dir must name a directory".into(),
@@ -316,6 +326,37 @@ impl MonitoringConfig {
 
     pub fn alert_after(&self) -> Duration {
         Duration::from_secs(self.alert_after_s)
+    }
+}
+
+impl LimitsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(format!("limits: {message}")));
+        let rates = [
+            self.joins_per_minute,
+            self.join_burst,
+            self.api_requests_per_minute,
+            self.api_burst,
+            self.messages_per_second,
+            self.message_burst,
+        ];
+        // Zero would refuse everything, which no one means; the rate limiter needs at
+        // least one of each.
+        if rates.contains(&0) {
+            return invalid("every rate and burst must be at least 1");
+        }
+        for origin in &self.allowed_origins {
+            let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+            let bare = origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains('/'));
+            if !scheme_ok || !bare {
+                return invalid(&format!(
+                    "allowed_origins takes origins like \"https://host:port\", without a path: {origin:?}"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -607,6 +648,12 @@ mod tests {
             "",
             &[("CAU_ADMIN_TOKEN", "short")],
             "at least 16 characters",
+        );
+        check("[limits]\njoin_burst = 0", &[], "at least 1");
+        check(
+            "[limits]\nallowed_origins = [\"https://portal.example.vn/\"]",
+            &[],
+            "without a path",
         );
         check(
             "[meetings]\njoin_before_start_minutes = 100000",

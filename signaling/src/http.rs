@@ -1,15 +1,21 @@
-//! The HTTP surface: pages, assets, health, status and the signaling WebSocket.
+//! The HTTP surface: pages, assets, health, status and the signaling WebSocket, behind
+//! the abuse limits of `limits.rs`: security headers on every response, the Origin
+//! check on every WebSocket upgrade, and the per-address rate of API calls.
 
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::Serialize;
 
 use crate::AppState;
+use crate::limits;
 use crate::protocol::RoomName;
 use crate::session;
 
@@ -19,6 +25,12 @@ use crate::session;
 const HARD_FRAME_LIMIT: usize = 1 << 20;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
+    // Every API call counts against its address's rate; pages, assets and /healthz do
+    // not (they cost nothing and a monitoring probe must always get through).
+    let api = crate::api::router()
+        .merge(crate::monitor::http::router())
+        .route("/api/status", get(status))
+        .route_layer(from_fn_with_state(state.clone(), limits::limit_api_calls));
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/join/{room}", get(join_page))
@@ -33,11 +45,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/monitor", get(|| async { page("monitor.html") }))
         .route("/assets/{*path}", get(asset))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/status", get(status))
         .route("/ws", get(websocket))
-        .merge(crate::api::router())
-        .merge(crate::monitor::http::router())
+        .merge(api)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .layer(from_fn_with_state(
+            state.clone(),
+            limits::check_websocket_origin,
+        ))
+        .layer(from_fn(limits::security_headers))
         .with_state(state)
 }
 
@@ -89,8 +104,12 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Status> {
     })
 }
 
-async fn websocket(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+async fn websocket(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state))
+        .on_upgrade(move |socket| session::run(socket, state, peer.ip()))
 }

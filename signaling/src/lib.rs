@@ -11,6 +11,7 @@ mod api;
 pub mod directory;
 mod export;
 mod http;
+mod limits;
 mod line_test;
 pub mod meeting;
 mod meetings;
@@ -48,6 +49,8 @@ pub(crate) struct AppState {
     pub(crate) monitor: Arc<monitor::Monitor>,
     /// The sites whose line test is running.
     pub(crate) line_tests: Arc<line_test::Running>,
+    /// Join attempts and API calls per client address.
+    pub(crate) limits: limits::AddressLimits,
     next_peer: AtomicU64,
 }
 
@@ -110,10 +113,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tokens,
         admin,
         line_tests: Arc::default(),
+        limits: limits::AddressLimits::new(&config.limits),
         next_peer: AtomicU64::new(1),
     });
     tokio::spawn(admission::write_attendance(store, attendance_records));
     tokio::spawn(meetings::run_clock(Arc::downgrade(&state)));
+    tokio::spawn(limits::forget_idle_addresses(Arc::downgrade(&state)));
     let app = http::router(state.clone());
     let handle = axum_server::Handle::new();
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();

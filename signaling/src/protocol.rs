@@ -376,6 +376,10 @@ pub enum ErrorCode {
     BadReason,
     Replaced,
     LineTestBusy,
+    /// Too many join attempts from the client's address (`[limits]`).
+    RateLimited,
+    /// Too many messages on this connection (`[limits]`); the message was dropped.
+    TooManyMessages,
     Internal,
 }
 

@@ -5,6 +5,7 @@
 //! ends the session (leave, close, silence, a media failure) goes through one cleanup
 //! path, so the room and the SFU always forget the participant.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::time::{Instant, interval_at, sleep_until};
 
 use crate::AppState;
 use crate::admission::now_millis;
+use crate::limits::MessageRate;
 use crate::meeting::{Action, Entry};
 use crate::meetings::{Admission, role_name};
 use crate::protocol::{
@@ -39,11 +41,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the server pings, so a healthy but quiet browser never looks idle.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Runs a session until it ends.
-pub async fn run(socket: WebSocket, state: Arc<AppState>) {
+/// Runs a session until it ends. `address` is the client's, for the limits it counts against.
+pub async fn run(socket: WebSocket, state: Arc<AppState>, address: IpAddr) {
     let (outbox, inbox) = unbounded_channel();
     let mut session = Session {
         socket,
+        address,
+        message_rate: MessageRate::new(&state.config.limits),
         state,
         outbox,
         inbox,
@@ -59,6 +63,10 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
 
 struct Session {
     socket: WebSocket,
+    /// The client's address: its join attempts count against it.
+    address: IpAddr,
+    /// This connection's messages a second.
+    message_rate: MessageRate,
     state: Arc<AppState>,
     /// A clone goes into the room registry so that others can reach this session.
     outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
@@ -159,10 +167,49 @@ impl Session {
             self.send(&error.to_message()).await;
             return Flow::Stop(End::Disconnected);
         }
+        // Counted before parsing, so that a flood of garbage costs no more than a flood
+        // of good messages.
+        if !self.message_rate.allow() {
+            let limits = &self.state.config.limits;
+            return self
+                .refuse(ProtocolError::new(
+                    ErrorCode::TooManyMessages,
+                    format!(
+                        "more than {} messages a second on this connection; this one was dropped",
+                        limits.messages_per_second
+                    ),
+                ))
+                .await;
+        }
         match parse_client_message(text.as_str()) {
-            Ok(message) => self.handle_message(message).await,
+            Ok(message) => {
+                if let Err(refusal) = self.count_join_attempt(&message) {
+                    return self.refuse(refusal).await;
+                }
+                self.handle_message(message).await
+            }
             Err(error) => self.refuse(error).await,
         }
+    }
+
+    /// A `join` or `start_line_test`, good or bad, counts against the address's join
+    /// rate: token guessing and join floods cost a database read each.
+    fn count_join_attempt(&self, message: &ClientMessage) -> Result<(), ProtocolError> {
+        if !matches!(
+            message,
+            ClientMessage::Join { .. } | ClientMessage::StartLineTest { .. }
+        ) {
+            return Ok(());
+        }
+        self.state.limits.join(self.address).map_err(|retry| {
+            ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many join attempts from your address; try again in {} s",
+                    retry.seconds()
+                ),
+            )
+        })
     }
 
     async fn handle_outbound(&mut self, outbound: Outbound) -> Flow {
@@ -594,7 +641,7 @@ fn kind_of(kind: cau_sfu::MediaKind) -> Kind {
 }
 
 /// The meeting action a message asks for, if it is one.
-fn meeting_action(message: &ClientMessage) -> Option<Action> {
+pub(crate) fn meeting_action(message: &ClientMessage) -> Option<Action> {
     Some(match message {
         ClientMessage::OpenMeeting {} => Action::Open,
         ClientMessage::Admit { site } => Action::Admit { site: site.clone() },

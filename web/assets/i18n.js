@@ -98,6 +98,8 @@ const dictionary = {
     'error.negotiation_refused': 'Máy chủ từ chối thương lượng kết nối.',
     'error.media_failed': 'Mất đường truyền âm thanh và hình ảnh tới máy chủ.',
     'error.internal': 'Máy chủ gặp lỗi.',
+    'error.rate_limited': 'Có quá nhiều lượt kết nối từ địa chỉ mạng này. Hãy đợi một lát rồi thử lại.',
+    'error.too_many_messages': 'Trình duyệt gửi tin nhắn quá nhanh; máy chủ đã bỏ qua một tin nhắn.',
     'error.browser': 'Trình duyệt gặp lỗi khi kết nối.',
     'error.server_said': 'Máy chủ báo: {message}',
 
@@ -544,6 +546,8 @@ const dictionary = {
     'error.negotiation_refused': 'The server refused the connection negotiation.',
     'error.media_failed': 'The audio and video path to the server was lost.',
     'error.internal': 'The server had an internal error.',
+    'error.rate_limited': 'Too many connection attempts from this network address. Wait a moment and try again.',
+    'error.too_many_messages': 'The browser sent messages too fast; the server dropped one.',
     'error.browser': 'The browser failed while connecting.',
     'error.server_said': 'The server said: {message}',
 
