@@ -47,9 +47,41 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> anyhow::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(addr)
+    let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr} for {method} {path}"))?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// [`request`] from the loopback address `local` (any of 127.0.0.0/8), for tests of
+/// per-address limits: each address is another client.
+pub async fn request_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> anyhow::Result<HttpResponse> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .with_context(|| format!("binding to {local}"))?;
+    let stream = socket
+        .connect(addr)
+        .await
+        .with_context(|| format!("connecting from {local} to {addr} for {method} {path}"))?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> anyhow::Result<HttpResponse> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

@@ -2,6 +2,7 @@
 pub mod api;
 pub mod browser;
 pub mod client;
+pub mod garbage;
 pub mod http;
 pub mod line_test;
 pub mod raw;

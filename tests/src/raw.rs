@@ -1,5 +1,6 @@
 //! A bare WebSocket and a bare HTTP GET, for tests that send what no real client would.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -8,7 +9,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async, connect_async};
 
 /// How long a reply may take on loopback, with a wide margin for a loaded machine.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +25,35 @@ impl RawSocket {
         let (socket, _) = connect_async(ws_url)
             .await
             .with_context(|| format!("connecting to {ws_url}"))?;
+        Ok(RawSocket { socket })
+    }
+
+    /// Connects from the loopback address `local` (any of 127.0.0.0/8), for tests of
+    /// per-address limits: each address is another client.
+    pub async fn connect_from(ws_url: &str, local: IpAddr) -> anyhow::Result<RawSocket> {
+        let request = ws_url.into_client_request()?;
+        let host = request.uri().host().context("no host in the URL")?;
+        let port = request.uri().port_u16().context("no port in the URL")?;
+        let server = SocketAddr::new(host.parse().context("the URL's host is no address")?, port);
+        let tcp = tokio::net::TcpSocket::new_v4()?;
+        tcp.bind(SocketAddr::new(local, 0))
+            .with_context(|| format!("binding to {local}"))?;
+        let stream = tcp.connect(server).await?;
+        let (socket, _) = client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .with_context(|| format!("connecting to {ws_url} from {local}"))?;
+        Ok(RawSocket { socket })
+    }
+
+    /// Connects with `Origin: origin`, as a browser on a page of that origin would.
+    pub async fn connect_with_origin(ws_url: &str, origin: &str) -> anyhow::Result<RawSocket> {
+        let mut request = ws_url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().context("not a header value")?);
+        let (socket, _) = connect_async(request)
+            .await
+            .with_context(|| format!("connecting to {ws_url} with Origin {origin}"))?;
         Ok(RawSocket { socket })
     }
 

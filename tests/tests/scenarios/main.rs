@@ -7,6 +7,7 @@
 //! machine. Run one with `cargo test -p cau-tests --test scenarios <module name>`.
 
 mod admin_api_refuses_missing_and_wrong_tokens;
+mod api_flood_is_answered_with_429_and_retry_after;
 mod bad_signaling_input_disturbs_no_one;
 mod browser_closing_page_is_announced;
 mod browser_runs_the_line_test_from_the_lobby;
@@ -20,6 +21,7 @@ mod garbage_on_media_port_disturbs_no_call;
 mod generated_admin_token_is_shown_once;
 mod https_with_certificate_files;
 mod invalid_meetings_are_refused_and_nothing_is_written;
+mod join_flood_from_one_address_is_refused_with_rate_limited;
 mod join_links_admit_only_their_site_meeting_and_window;
 mod line_quality_is_scored_per_site;
 mod line_test_refuses_what_it_cannot_run;
@@ -27,8 +29,10 @@ mod line_test_tells_ready_from_not_ready;
 mod meeting_roles_and_tokens_are_enforced;
 mod meetings_are_scheduled_edited_cancelled_and_listed;
 mod meetings_survive_a_restart;
+mod message_flood_on_one_socket_is_refused_and_others_keep_talking;
 mod openapi_document_describes_every_endpoint;
 mod overlapping_invitations_are_refused_with_409;
+mod pages_carry_security_headers;
 mod participant_whose_media_dies_is_announced;
 mod province_meets_all_communes;
 mod rooms_are_isolated;
@@ -37,3 +41,4 @@ mod secretary_edits_the_site_directory;
 mod site_directory_is_seeded_and_edited;
 mod speaking_site_becomes_the_active_speaker;
 mod webrtc_clients_exchange_media;
+mod websocket_from_a_foreign_origin_is_refused;
