@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::figures::{Delivery, ServerCost, delivery, round3};
 use crate::media::{MediaPlan, Receiver, SendCounters, StreamKey, Window, publish};
-use crate::scenario::Scenario;
+use crate::scenario::{Expectation, Scenario};
 use crate::server::{Reading, ServeOptions, ServerProcess};
 use crate::{cau, direct};
 
@@ -190,9 +190,14 @@ impl CauRun {
     }
 
     pub fn delivery(&self) -> Delivery {
+        self.delivery_of(&self.scenario.expected)
+    }
+
+    /// Delivery over some of the scenario's streams (the ramp's sites joined so far).
+    pub fn delivery_of(&self, expected: &[Expectation]) -> Delivery {
         let receivers: Vec<&Receiver> = self.receivers.iter().map(|r| &**r).collect();
         let senders: Vec<&SendCounters> = self.counters.iter().map(|c| &**c).collect();
-        delivery(&self.scenario.expected, &receivers, &senders)
+        delivery(expected, &receivers, &senders)
     }
 
     /// Stops publishing and drops every client without leaving (quick, and the server
@@ -269,6 +274,13 @@ impl Baseline {
             .collect();
         let senders: Vec<&SendCounters> = self.counters.iter().map(|c| &**c).collect();
         delivery(&expected, &[&*self.receiver], &senders)
+    }
+
+    pub fn reset(&self) {
+        self.receiver.reset();
+        for counters in &self.counters {
+            counters.reset();
+        }
     }
 
     pub async fn finish(self) {

@@ -206,8 +206,8 @@ pub async fn connect(receiver: Arc<Receiver>) -> anyhow::Result<DirectSender> {
         local_ip,
     )
     .await?;
-    let audio = add_track(&sender, MediaKind::Audio, 0x0a0d_10).await?;
-    let video = add_track(&sender, MediaKind::Video, 0x0a0d_11).await?;
+    let audio = add_track(&sender, MediaKind::Audio, 0x000a_0d10).await?;
+    let video = add_track(&sender, MediaKind::Video, 0x000a_0d11).await?;
     let offer = sender.create_offer(None).await?;
     sender.set_local_description(offer).await?;
     let offer = sender.local_description().await.context("no local offer")?;

@@ -20,8 +20,10 @@ mod direct;
 mod figures;
 mod floor;
 mod janus;
+mod join_storm;
 mod legacy;
 mod media;
+mod ramp;
 mod scenario;
 mod server;
 
@@ -56,6 +58,48 @@ enum Benchmark {
         #[arg(long, default_value_t = 2)]
         baseline_pairs: usize,
         /// Where to write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Subscribers join step by step until loss passes --loss-limit or the p99 latency
+    /// passes --p99-limit-ms; reports each step and where the limit was passed.
+    Ramp {
+        /// Communes shown with the chair (publishing video); each subscriber receives
+        /// these and the chair.
+        #[arg(long, default_value_t = 3)]
+        shown: usize,
+        /// Subscribers added per step.
+        #[arg(long, default_value_t = 8)]
+        step: usize,
+        /// The measured window of each step.
+        #[arg(long, default_value_t = 5)]
+        step_seconds: u64,
+        #[arg(long, default_value_t = 240)]
+        max_subscribers: usize,
+        #[arg(long, default_value_t = 1.0)]
+        loss_limit: f64,
+        #[arg(long, default_value_t = 50.0)]
+        p99_limit_ms: f64,
+        #[arg(long, default_value_t = 1)]
+        layers: u8,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The all-hands meeting's sites all start joining within --spread-ms; each site's
+    /// time from socket open to first media received.
+    JoinStorm {
+        #[arg(long, default_value_t = 56)]
+        communes: usize,
+        #[arg(long, default_value_t = 2000)]
+        spread_ms: u64,
+        /// How long a site may wait for media, after the last join starts.
+        #[arg(long, default_value_t = 10)]
+        deadline_s: u64,
+        /// The meeting runs this long after the storm, measured.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        layers: u8,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -148,6 +192,46 @@ fn main() -> anyhow::Result<()> {
                     seconds,
                     plan: media::MediaPlan::new(media::layers(layers)?),
                     baseline_pairs,
+                    json,
+                })
+                .await
+            }
+            Benchmark::Ramp {
+                shown,
+                step,
+                step_seconds,
+                max_subscribers,
+                loss_limit,
+                p99_limit_ms,
+                layers,
+                json,
+            } => {
+                ramp::run(ramp::Options {
+                    shown,
+                    step,
+                    step_seconds,
+                    max_subscribers,
+                    loss_limit_percent: loss_limit,
+                    p99_limit_ms,
+                    plan: media::MediaPlan::new(media::layers(layers)?),
+                    json,
+                })
+                .await
+            }
+            Benchmark::JoinStorm {
+                communes,
+                spread_ms,
+                deadline_s,
+                seconds,
+                layers,
+                json,
+            } => {
+                join_storm::run(join_storm::Options {
+                    communes,
+                    spread: Duration::from_millis(spread_ms),
+                    deadline: Duration::from_secs(deadline_s),
+                    seconds,
+                    plan: media::MediaPlan::new(media::layers(layers)?),
                     json,
                 })
                 .await

@@ -125,7 +125,7 @@ impl VideoPlan {
         let average = f64::from(layer.kbps) * 1000.0 / 8.0 / self.fps();
         let n = f64::from(self.keyframe_every);
         let delta = average * n / (n - 1.0 + f64::from(self.keyframe_factor));
-        let keyframe = frame % self.keyframe_every == 0;
+        let keyframe = frame.is_multiple_of(self.keyframe_every);
         if keyframe {
             return (true, (delta * f64::from(self.keyframe_factor)) as usize);
         }
@@ -303,8 +303,12 @@ impl Default for Window {
 }
 
 impl Window {
+    /// Opens the window now; a window may be opened again after closing (the ramp
+    /// measures one per step).
     pub fn open(&self) {
+        // The start first: until the end is cleared, the window is empty.
         self.start_ns.store(now_ns(), Ordering::SeqCst);
+        self.end_ns.store(u64::MAX, Ordering::SeqCst);
     }
 
     pub fn close(&self) {
@@ -331,6 +335,13 @@ pub struct SendCounters {
 }
 
 impl SendCounters {
+    /// Forgets the window's counts, before the window opens again.
+    pub fn reset(&self) {
+        self.audio_in_window.store(0, Ordering::Relaxed);
+        self.video_packets_in_window.store(0, Ordering::Relaxed);
+        self.video_frames_in_window.store(0, Ordering::Relaxed);
+    }
+
     pub fn in_window(&self, kind: MediaKind) -> u64 {
         match kind {
             MediaKind::Audio => self.audio_in_window.load(Ordering::Relaxed),
@@ -389,7 +400,7 @@ pub async fn publish<O: MediaOutput>(
                 || &counters.audio_in_window,
             );
         }
-        if tick % plan.video_plan.ticks_per_frame == 0 {
+        if tick.is_multiple_of(plan.video_plan.ticks_per_frame) {
             let mut frame_in_window = false;
             for (layer_index, layer) in plan.video.iter().enumerate() {
                 let (keyframe, size) = plan.video_plan.frame(*layer, frame);
@@ -560,6 +571,19 @@ impl Receiver {
             frame.0 += 1;
         }
         reception.latencies_us.push(latency_us as u32);
+    }
+
+    /// Forgets the window's tally (not first arrivals or jitter), before the window
+    /// opens again.
+    pub fn reset(&self) {
+        let mut reception = self.lock();
+        reception.latencies_us.clear();
+        for stream in reception.streams.values_mut() {
+            stream.received = 0;
+            stream.duplicates = 0;
+            stream.sequences.clear();
+            stream.frames.clear();
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Reception> {
