@@ -15,6 +15,7 @@
 //! The SFU knows nothing of meetings, sites or names: a room is a number, a peer is a
 //! number, and signaling decides who they are.
 
+mod batch;
 mod core;
 mod line_test;
 mod link;

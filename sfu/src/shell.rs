@@ -8,9 +8,16 @@
 //!
 //! Events for a peer go back to signaling over that peer's own tokio channel, registered
 //! with the command that creates the peer.
+//!
+//! The socket is read and written in batches, through quinn-udp: up to [`RECV_BATCH`]
+//! datagrams per receive call (recvmmsg), and what one such batch produced is sent
+//! grouped by destination, each run of equal-sized datagrams to one address in one
+//! segmentation-offload send (see [`crate::batch`]). On these machines the kernel's cost
+//! per send is several times the SRTP work of a packet, so the number of sends, not the
+//! forwarding code, sets the CPU per forwarded packet.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,8 +27,11 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use quinn_udp::{RecvMeta, UdpSocketState};
+use str0m::net::Transmit;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::batch;
 use crate::core::{Sfu, SfuConfig, SfuStats};
 use crate::{Command, LineTestPlan, PeerEvent, PeerId, RoomId, Subscriptions};
 
@@ -29,8 +39,17 @@ const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
 /// The largest datagram we accept. WebRTC keeps packets under the path MTU (about
-/// 1,200 bytes); anything larger is not ours, and is dropped when truncated.
+/// 1,200 bytes); anything larger is not ours, and is dropped.
 const MAX_DATAGRAM: usize = 2048;
+
+/// Datagrams taken from the socket in one receive call. What one call brings is handled,
+/// then sent, before the next: the wait it adds to a packet is the handling of at most
+/// this many others (a few hundred microseconds at full load, nothing when idle).
+const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
+
+/// Room for one receive slot. The socket may coalesce datagrams of one flow into a slot
+/// (GRO, which quinn-udp turns on), up to a UDP datagram's 64 KiB.
+const RECV_SLOT: usize = 1 << 16;
 
 /// The handle signaling uses to talk to the media thread. Cheap to clone.
 #[derive(Clone)]
@@ -41,8 +60,8 @@ pub struct SfuHandle {
     shared: Arc<SharedStats>,
 }
 
-/// Datagrams read in one go before timers and commands get their turn.
-const READ_BATCH: usize = 256;
+/// Receive calls in one go before timers and commands get their turn.
+const READ_TURNS: usize = 8;
 
 /// Figures the media thread publishes for the rest of the process (metrics, tests).
 #[derive(Default)]
@@ -91,14 +110,19 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (commands, receiver) = mpsc::channel();
     let shared = Arc::new(SharedStats::default());
+    let udp = UdpSocketState::new((&socket).into())?;
     let worker = Worker {
         socket,
+        udp,
         poll,
         commands: receiver,
         core: Sfu::new(config),
         sinks: HashMap::new(),
         shared: shared.clone(),
-        buffer: vec![0; MAX_DATAGRAM],
+        slots: vec![0; RECV_SLOT * RECV_BATCH],
+        meta: [RecvMeta::default(); RECV_BATCH],
+        outbox: Vec::new(),
+        segments: Vec::with_capacity(batch::MAX_SEGMENTED_BYTES),
     };
     thread::Builder::new()
         .name("cau-media".into())
@@ -225,12 +249,21 @@ impl SfuHandle {
 
 struct Worker {
     socket: UdpSocket,
+    /// quinn-udp's view of the socket: what the kernel supports (GSO, GRO) and how to
+    /// fall back when a send with segmentation fails.
+    udp: UdpSocketState,
     poll: Poll,
     commands: mpsc::Receiver<ShellCommand>,
     core: Sfu,
     sinks: HashMap<PeerId, UnboundedSender<PeerEvent>>,
     shared: Arc<SharedStats>,
-    buffer: Vec<u8>,
+    /// [`RECV_BATCH`] receive slots of [`RECV_SLOT`] bytes, end to end.
+    slots: Vec<u8>,
+    meta: [RecvMeta; RECV_BATCH],
+    /// Datagrams the core produced, waiting to be sent together.
+    outbox: Vec<Transmit>,
+    /// One run of datagrams laid end to end for a segmented send.
+    segments: Vec<u8>,
 }
 
 impl Worker {
@@ -240,11 +273,11 @@ impl Worker {
         // edge-triggered readiness will not fire again for what is already there.
         let mut socket_backlog = false;
         loop {
+            let deadline = self.core.poll_timeout();
             let timeout = if socket_backlog {
                 Duration::ZERO
             } else {
-                self.core
-                    .poll_timeout()
+                deadline
                     .map(|at| at.saturating_duration_since(Instant::now()))
                     // Wake at least once a second so published figures stay fresh.
                     .map_or(Duration::from_secs(1), |d| d.min(Duration::from_secs(1)))
@@ -264,26 +297,49 @@ impl Worker {
                 tracing::info!("media thread stopping");
                 return;
             }
-            self.core.handle_timeout(Instant::now());
+            // Timers only when one is due: the core looks at every peer to find them, and
+            // under load most turns are woken by datagrams, not by time. A deadline that
+            // the datagrams just moved earlier is seen at the next turn's `poll_timeout`.
+            let now = Instant::now();
+            if deadline.is_some_and(|at| at <= now) {
+                self.core.handle_timeout(now);
+            }
             self.flush();
             self.publish_stats();
         }
     }
 
-    /// Reads until the socket is empty or one batch is read; returns whether datagrams
-    /// may remain. With edge-triggered readiness a datagram left behind would not wake
-    /// us again, so the caller comes back at once; the batch limit keeps a socket that
+    /// Reads until the socket is empty or [`READ_TURNS`] batches are read; returns whether
+    /// datagrams may remain. With edge-triggered readiness a datagram left behind would
+    /// not wake us again, so the caller comes back at once; the limit keeps a socket that
     /// never empties under load from starving timers (RTCP, statistics, keyframe
     /// requests) and signaling's commands (answers, new peers).
     fn read_socket(&mut self) -> bool {
-        for _ in 0..READ_BATCH {
-            match self.socket.recv_from(&mut self.buffer) {
-                Ok((len, source)) => {
-                    if len >= MAX_DATAGRAM {
-                        continue; // Truncated: not a WebRTC packet.
+        for _ in 0..READ_TURNS {
+            let received = {
+                let mut slices: Vec<IoSliceMut<'_>> = self
+                    .slots
+                    .chunks_exact_mut(RECV_SLOT)
+                    .map(IoSliceMut::new)
+                    .collect();
+                self.udp
+                    .recv((&self.socket).into(), &mut slices, &mut self.meta)
+            };
+            match received {
+                Ok(count) => {
+                    let now = Instant::now();
+                    for (slot, meta) in self.slots.chunks_exact(RECV_SLOT).zip(&self.meta[..count]) {
+                        let data = &slot[..meta.len.min(RECV_SLOT)];
+                        // A slot holds one datagram, or several of one sender cut at
+                        // `stride` when the kernel coalesced them.
+                        let stride = if meta.stride == 0 { data.len().max(1) } else { meta.stride };
+                        if stride > MAX_DATAGRAM {
+                            continue; // Not a WebRTC packet.
+                        }
+                        for datagram in data.chunks(stride) {
+                            self.core.handle_datagram(meta.addr, datagram, now);
+                        }
                     }
-                    self.core
-                        .handle_datagram(source, &self.buffer[..len], Instant::now());
                     self.flush();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
@@ -390,17 +446,9 @@ impl Worker {
     /// Sends what the core queued and hands its events to signaling.
     fn flush(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            match self
-                .socket
-                .send_to(&transmit.contents, transmit.destination)
-            {
-                Ok(_) => {}
-                // The send buffer is full: UDP may drop, and so do we. WebRTC recovers
-                // (NACK, keyframe requests) as it would from loss on the line.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => tracing::debug!(to = %transmit.destination, "media send: {e}"),
-            }
+            self.outbox.push(transmit);
         }
+        self.send_outbox();
         while let Some((peer, event)) = self.core.poll_event() {
             let last = matches!(event, PeerEvent::Gone { .. });
             if let Some(sink) = self.sinks.get(&peer) {
@@ -411,5 +459,48 @@ impl Worker {
                 self.sinks.remove(&peer);
             }
         }
+    }
+
+    /// Sends the outbox: each run of equal-sized datagrams to one destination in one
+    /// segmented send when the kernel can, the rest one by one.
+    fn send_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let runs = batch::plan(
+            &mut self.outbox,
+            |t| t.destination,
+            |t| t.contents.len(),
+            self.udp.max_gso_segments(),
+        );
+        for run in runs {
+            let first = &self.outbox[run.start];
+            let destination = first.destination;
+            let (contents, segment_size): (&[u8], _) = if run.len() == 1 {
+                (&first.contents, None)
+            } else {
+                self.segments.clear();
+                for transmit in &self.outbox[run.clone()] {
+                    self.segments.extend_from_slice(&transmit.contents);
+                }
+                (&self.segments, Some(first.contents.len()))
+            };
+            let transmit = quinn_udp::Transmit {
+                destination,
+                ecn: None,
+                contents,
+                segment_size,
+                src_ip: None,
+            };
+            // quinn-udp stops segmenting if the kernel refuses it. A full send buffer is
+            // left: UDP may drop, and so do we; WebRTC recovers (NACK, keyframe requests)
+            // as from loss on the line. Other errors concern one destination.
+            match self.udp.try_send((&self.socket).into(), &transmit) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => tracing::debug!(to = %destination, "media send: {e}"),
+            }
+        }
+        self.outbox.clear();
     }
 }
