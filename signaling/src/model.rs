@@ -522,7 +522,15 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<Millis, InputError>
     };
     let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| error())?;
-    Millis::try_from(time.unix_timestamp_nanos() / 1_000_000).map_err(|_| error())
+    // An offset can carry a time past the last four-digit year in UTC
+    // (9999-12-31T23:59:59-23:59) or before the first: such a time could never be
+    // written back in RFC 3339, so it is refused here rather than shown as 1970 later.
+    let nanos = time.unix_timestamp_nanos();
+    let utc_year = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).map(|t| t.year());
+    if !matches!(utc_year, Ok(0..=9999)) {
+        return Err(error());
+    }
+    Millis::try_from(nanos / 1_000_000).map_err(|_| error())
 }
 
 /// Formats UTC milliseconds as RFC 3339 in UTC, e.g. `2026-07-01T01:00:00Z`.
