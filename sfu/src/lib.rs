@@ -17,6 +17,8 @@
 
 mod batch;
 mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 mod line_test;
 mod link;
 mod shell;

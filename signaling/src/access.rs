@@ -92,6 +92,16 @@ pub struct Tokens {
     public_url: String,
 }
 
+/// What a token signed by this server names, before the store is asked about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedClaims {
+    pub meeting: MeetingId,
+    pub site: SiteCode,
+    pub role: Role,
+    /// The token's id (`jti`), looked up in the store.
+    pub token_id: String,
+}
+
 /// The claims of a join token, as serialized in the JWT.
 #[derive(Serialize, Deserialize)]
 struct WireClaims {
@@ -115,6 +125,11 @@ impl Tokens {
         let key = store
             .secret_or_insert(SIGNING_KEY_SECRET, &random_hex(32))
             .await?;
+        Ok(Tokens::with_key(&key, join_before_start, public_url))
+    }
+
+    /// Signs and verifies with `key`, as [`Tokens::load`] does with the stored one.
+    pub fn with_key(key: &str, join_before_start: Duration, public_url: String) -> Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         // Times are checked against the meeting as stored, with the caller's `now`;
         // the library would check the token's copy against the system clock.
@@ -122,13 +137,13 @@ impl Tokens {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        Ok(Tokens {
+        Tokens {
             encoding: EncodingKey::from_secret(key.as_bytes()),
             decoding: DecodingKey::from_secret(key.as_bytes()),
             validation,
             join_before: Millis::try_from(join_before_start.as_millis()).unwrap_or(Millis::MAX),
             public_url,
-        })
+        }
     }
 
     /// The window in which the meeting's links admit: from `join_before_start` before
@@ -207,27 +222,39 @@ impl Tokens {
         store: &Store,
         token: &str,
     ) -> Result<IssuedToken, AccessError> {
-        let claims = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
-            .map_err(|error| match error.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => AccessError::Forged,
-                _ => AccessError::Malformed,
-            })?
-            .claims;
-        let meeting = MeetingId::parse(&claims.meeting).ok_or(AccessError::Malformed)?;
-        let site = SiteCode::parse(&claims.site).map_err(|_| AccessError::Malformed)?;
-        let role = Role::from_name(&claims.role).ok_or(AccessError::Malformed)?;
+        let claims = self.decode(token)?;
         // A signed token whose id is not on record predates the database (a restored
         // backup, say): it is as good as revoked.
-        let Some(issued) = store.token(&claims.jti).await? else {
+        let Some(issued) = store.token(&claims.token_id).await? else {
             return Err(AccessError::Revoked);
         };
-        if issued.meeting != meeting || issued.site != site || issued.role != role {
+        if issued.meeting != claims.meeting
+            || issued.site != claims.site
+            || issued.role != claims.role
+        {
             return Err(AccessError::Forged);
         }
         if issued.revoked_at.is_some() {
             return Err(AccessError::Revoked);
         }
         Ok(issued)
+    }
+
+    /// Checks a token's signature and reads its claims, without the store: the part of
+    /// [`Tokens::authenticate`] that parses what the browser sent.
+    pub fn decode(&self, token: &str) -> Result<SignedClaims, AccessError> {
+        let claims = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => AccessError::Forged,
+                _ => AccessError::Malformed,
+            })?
+            .claims;
+        Ok(SignedClaims {
+            meeting: MeetingId::parse(&claims.meeting).ok_or(AccessError::Malformed)?,
+            site: SiteCode::parse(&claims.site).map_err(|_| AccessError::Malformed)?,
+            role: Role::from_name(&claims.role).ok_or(AccessError::Malformed)?,
+            token_id: claims.jti,
+        })
     }
 }
 

@@ -10,6 +10,8 @@ mod admission;
 mod api;
 pub mod directory;
 mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod limits;
 mod line_test;

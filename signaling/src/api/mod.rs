@@ -7,7 +7,7 @@
 //! `{"code", "message"}` with a 4xx status and a stable code; a server fault is a 500
 //! with code `internal`, its details only in the log.
 
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -228,14 +228,19 @@ enum DashboardMessage {
     Auth { token: String },
 }
 
+/// The token of a dashboard's first message, or `None` if it is not an `auth` message.
+pub(crate) fn auth_token(text: &str) -> Option<String> {
+    match serde_json::from_str::<DashboardMessage>(text) {
+        Ok(DashboardMessage::Auth { token }) => Some(token),
+        Err(_) => None,
+    }
+}
+
 async fn serve_dashboard(mut socket: WebSocket, state: Arc<AppState>) {
     let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
     let authorized = match first {
         Ok(Some(Ok(Message::Text(text)))) => {
-            match serde_json::from_str::<DashboardMessage>(text.as_str()) {
-                Ok(DashboardMessage::Auth { token }) => state.admin.verify(&token),
-                Err(_) => false,
-            }
+            auth_token(text.as_str()).is_some_and(|token| state.admin.verify(&token))
         }
         _ => false,
     };

@@ -1,0 +1,491 @@
+//! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`): the SDP and
+//! candidates signaling hands the core, and the datagrams that reach the media socket.
+//!
+//! They drive a real [`Sfu`] with a real str0m client standing in for a browser, on
+//! simulated time. They are public only because the fuzz crate, a workspace of its
+//! own, must reach them; the server never calls them. Each panics when an invariant of
+//! the core breaks, since a panic is what a fuzzer reports; the tests at the end replay
+//! what the fuzzers found, and a sample of their corpora, through the same functions.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::ice::{StunMessage, TransId};
+use str0m::media::{Direction, MediaKind as StrKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Output, Rtc};
+
+use crate::{Command, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions};
+
+/// What an entry point made of its input (here and in signaling's fuzzing module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Parsed, and every check passed: for an offer, the core answered.
+    Accepted,
+    /// Refused, with the error the sender would see.
+    Refused(String),
+}
+
+/// At most this many corpus files are replayed per target by [`replay_corpus`]: a
+/// sample spread over the whole corpus keeps the replay well under a second.
+const SAMPLE: usize = 150;
+
+/// Replays a sample of a committed corpus (`fuzz/corpus/<target>`) through `entry`, for
+/// the crates' tests, and checks that the sample holds inputs it accepts and inputs it
+/// refuses: a corpus of one kind only would no longer exercise the parser.
+pub fn replay_corpus(dir: &Path, entry: impl Fn(&[u8]) -> Option<Outcome>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable directory entry").path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "{} has {} files",
+        dir.display(),
+        files.len()
+    );
+    let step = files.len().div_ceil(SAMPLE);
+    let (mut accepted, mut refused) = (0, 0);
+    for path in files.iter().step_by(step) {
+        let input = std::fs::read(path).expect("a readable corpus file");
+        match entry(&input) {
+            Some(Outcome::Accepted) => accepted += 1,
+            Some(Outcome::Refused(_)) => refused += 1,
+            None => {}
+        }
+    }
+    assert!(
+        accepted > 0,
+        "{}: no sampled input was accepted",
+        dir.display()
+    );
+    assert!(
+        refused > 0,
+        "{}: no sampled input was refused",
+        dir.display()
+    );
+}
+
+const SERVER: &str = "10.0.0.1:5000";
+const CLIENT: &str = "10.0.1.1:4000";
+/// Where [`Source::Stranger`]'s datagrams come from; ICE checks come from other ports
+/// of [`checking_stranger`]'s address.
+const STRANGER: &str = "10.0.3.3:9";
+const PUBLISHER: PeerId = PeerId(1);
+
+/// The `sdp` target: the first byte chooses an [`offer`] (even) or a [`candidate`]
+/// (odd), the rest is its text.
+///
+/// Answers are not fuzzed here: the core reads an answer only while its own offer is
+/// outstanding, which needs a publisher whose media flows (see `docs/fuzzing.md`).
+pub fn sdp(data: &[u8]) -> Option<Outcome> {
+    let (&which, rest) = data.split_first()?;
+    // Signaling hands the core strings from JSON text frames, which are UTF-8.
+    let text = std::str::from_utf8(rest).ok()?;
+    Some(match which % 2 {
+        0 => offer(text),
+        _ => candidate(text),
+    })
+}
+
+/// The `media_datagram` target: [`Datagram::split`] then [`datagrams`].
+pub fn media_datagram(data: &[u8]) -> Option<Outcome> {
+    Some(datagrams(&Datagram::split(data)))
+}
+
+/// An offer as a browser sends it with `offer`: handed to the core with `AddPeer`.
+/// When the core answers, its answer must be SDP a browser can read.
+pub fn offer(sdp: &str) -> Outcome {
+    let now = Instant::now();
+    let mut sfu = new_sfu();
+    sfu.handle_command(add_peer(PUBLISHER, sdp), now);
+    let events = drain_events(&mut sfu);
+    for (_, event) in &events {
+        if let PeerEvent::Answer { sdp } = event {
+            assert!(
+                SdpAnswer::from_sdp_string(sdp).is_ok(),
+                "our answer does not parse: {sdp}"
+            );
+        }
+    }
+    outcome(&events, PUBLISHER)
+}
+
+/// A trickled ICE candidate as a browser sends it with `candidate`.
+pub fn candidate(line: &str) -> Outcome {
+    let now = Instant::now();
+    let mut sfu = new_sfu();
+    sfu.handle_command(add_peer(PUBLISHER, &client_offer().sdp), now);
+    while sfu.poll_event().is_some() {}
+    sfu.handle_command(
+        Command::RemoteCandidate {
+            peer: PUBLISHER,
+            candidate: line.to_owned(),
+        },
+        now,
+    );
+    let outcome = outcome(&drain_events(&mut sfu), PUBLISHER);
+    sfu.handle_timeout(now + Duration::from_millis(10));
+    assert_eq!(sfu.stats().peers, 1, "a candidate cost the peer");
+    outcome
+}
+
+/// Where a datagram of [`datagrams`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The connected client's own address (so, possibly, a spoofed one).
+    Client,
+    /// An address the core has never heard from.
+    Stranger,
+}
+
+/// How [`datagrams`] builds a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datagram {
+    /// These bytes, as they are.
+    Raw(Source, Vec<u8>),
+    /// An ICE check that names the connected peer's username, from a stranger's
+    /// address, signed with the peer's real ICE password or not: only a check with the
+    /// password may bind the stranger's address to the peer.
+    Check {
+        priority: u32,
+        right_password: bool,
+        port: u16,
+    },
+}
+
+impl Datagram {
+    /// Splits fuzzer bytes into datagrams: each is a kind byte, a two-byte length and
+    /// that many bytes (or what is left).
+    pub fn split(mut data: &[u8]) -> Vec<Datagram> {
+        let mut out = Vec::new();
+        while let [kind, high, low, rest @ ..] = data {
+            let len = (usize::from(*high) << 8 | usize::from(*low)).min(rest.len());
+            let (body, tail) = rest.split_at(len);
+            data = tail;
+            out.push(match kind % 3 {
+                0 => Datagram::Raw(Source::Client, body.to_vec()),
+                1 => Datagram::Raw(Source::Stranger, body.to_vec()),
+                _ => {
+                    let byte = |i: usize| body.get(i).copied().unwrap_or(0);
+                    Datagram::Check {
+                        priority: u32::from_be_bytes([byte(0), byte(1), byte(2), byte(3)]),
+                        right_password: byte(4) & 1 == 1,
+                        port: u16::from_be_bytes([byte(5), byte(6)]),
+                    }
+                }
+            });
+        }
+        out
+    }
+}
+
+/// Datagrams on the media socket while one client is connected (ICE, DTLS and SRTP up),
+/// from its address and from strangers'.
+///
+/// The connected pair is set up once per thread and kept across calls, as a fuzzer
+/// calls this millions of times; it is set up anew when an input cost the peer its
+/// connection, which is itself a failure. Refused if the core counted any of the
+/// datagrams as malformed or unroutable; accepted if it took them all.
+pub fn datagrams(datagrams: &[Datagram]) -> Outcome {
+    thread_local! {
+        static PAIR: RefCell<Option<ConnectedPair>> = const { RefCell::new(None) };
+    }
+    PAIR.with(|pair| {
+        let mut pair = pair.borrow_mut();
+        let pair = pair.get_or_insert_with(ConnectedPair::new);
+        let before = pair.sfu.stats();
+        pair.feed(datagrams);
+        let after = pair.sfu.stats();
+        assert_eq!(after.peers, 1, "the connected peer is still there");
+        let dropped = (after.datagrams_malformed - before.datagrams_malformed)
+            + (after.datagrams_unroutable - before.datagrams_unroutable);
+        match dropped {
+            0 => Outcome::Accepted,
+            n => Outcome::Refused(format!("{n} datagrams dropped")),
+        }
+    })
+}
+
+/// A core with one peer whose connection is up, and the str0m client at its other end.
+struct ConnectedPair {
+    sfu: Sfu,
+    client: Rtc,
+    now: Instant,
+    /// The core's ICE username fragment and password for this peer, from its answer.
+    server_ufrag: String,
+    server_password: String,
+    client_ufrag: String,
+}
+
+impl ConnectedPair {
+    fn new() -> ConnectedPair {
+        let mut now = Instant::now();
+        let mut sfu = new_sfu();
+        let mut client = new_client(now);
+        let mut change = client.sdp_api();
+        change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
+        change.add_media(StrKind::Video, Direction::SendOnly, None, None, None);
+        let (offer_sdp, pending) = change.apply().expect("a client offer");
+        sfu.handle_command(add_peer(PUBLISHER, &offer_sdp.to_sdp_string()), now);
+        let answer = std::iter::from_fn(|| sfu.poll_event())
+            .find_map(|(_, event)| match event {
+                PeerEvent::Answer { sdp } => Some(sdp),
+                _ => None,
+            })
+            .expect("the core answers a str0m client's offer");
+        let (server_ufrag, server_password) =
+            ice_credentials(&answer).expect("our answer has ICE credentials");
+        let client_ufrag = client.direct_api().local_ice_credentials().ufrag;
+        let parsed = SdpAnswer::from_sdp_string(&answer).expect("our answer parses");
+        client
+            .sdp_api()
+            .accept_answer(pending, parsed)
+            .expect("the client accepts our answer");
+        let mut pair = ConnectedPair {
+            sfu,
+            client,
+            now,
+            server_ufrag,
+            server_password,
+            client_ufrag,
+        };
+        let mut connected = false;
+        for _ in 0..5_000 {
+            now += Duration::from_millis(1);
+            pair.now = now;
+            pair.exchange();
+            connected |= std::iter::from_fn(|| pair.sfu.poll_event())
+                .any(|(_, event)| event == PeerEvent::Connected);
+            if connected {
+                break;
+            }
+        }
+        assert!(
+            connected,
+            "the client connects within five simulated seconds"
+        );
+        // A few more rounds, so DTLS finishes on both sides and SRTP is keyed.
+        for _ in 0..200 {
+            pair.now += Duration::from_millis(1);
+            pair.exchange();
+        }
+        pair
+    }
+
+    fn feed(&mut self, datagrams: &[Datagram]) {
+        let client: SocketAddr = CLIENT.parse().expect("a socket address");
+        for datagram in datagrams {
+            self.now += Duration::from_millis(1);
+            match datagram {
+                Datagram::Raw(Source::Client, bytes) => {
+                    self.sfu.handle_datagram(client, bytes, self.now)
+                }
+                Datagram::Raw(Source::Stranger, bytes) => {
+                    self.sfu
+                        .handle_datagram(STRANGER.parse().expect("an address"), bytes, self.now)
+                }
+                Datagram::Check {
+                    priority,
+                    right_password,
+                    port,
+                } => {
+                    let password = if *right_password {
+                        self.server_password.clone()
+                    } else {
+                        format!("{}x", self.server_password)
+                    };
+                    let bytes = self.check(*priority, &password);
+                    let from = checking_stranger(*port);
+                    self.sfu.handle_datagram(from, &bytes, self.now);
+                    let bound = self.sfu.by_address.contains_key(&from);
+                    assert!(
+                        *right_password || !bound,
+                        "a check with the wrong password bound {from}"
+                    );
+                }
+            }
+            while self.sfu.poll_transmit().is_some() {}
+            for (_, event) in std::iter::from_fn(|| self.sfu.poll_event()) {
+                assert!(
+                    !matches!(event, PeerEvent::Gone { .. }),
+                    "a datagram cost the peer its connection: {datagram:?}"
+                );
+            }
+            assert!(
+                !self
+                    .sfu
+                    .by_address
+                    .contains_key(&STRANGER.parse().expect("an address")),
+                "a stranger's datagram bound its address"
+            );
+        }
+        if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.sfu.handle_timeout(self.now);
+        }
+        // Keep the connection alive, as the browser would, so the peer never times out
+        // between inputs.
+        self.exchange();
+        while self.sfu.poll_event().is_some() {}
+    }
+
+    /// One round of the simulated network: the client's and the core's pending output
+    /// delivered to each other at once.
+    fn exchange(&mut self) {
+        let server: SocketAddr = SERVER.parse().expect("a socket address");
+        let now = self.now;
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.sfu.handle_timeout(now);
+        }
+        let _ = self.client.handle_input(Input::Timeout(now));
+        let mut to_server = Vec::new();
+        while let Ok(output) = self.client.poll_output() {
+            match output {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) => to_server.push(t.contents.to_vec()),
+                Output::Event(_) => {}
+            }
+        }
+        for bytes in to_server {
+            self.sfu
+                .handle_datagram(CLIENT.parse().expect("an address"), &bytes, now);
+        }
+        while let Some(t) = self.sfu.poll_transmit() {
+            if t.destination.to_string() != CLIENT {
+                continue;
+            }
+            if let Ok(receive) = Receive::new(Protocol::Udp, t.source, server, &t.contents) {
+                let receive = Receive {
+                    destination: CLIENT.parse().expect("an address"),
+                    ..receive
+                };
+                let _ = self.client.handle_input(Input::Receive(now, receive));
+            }
+        }
+    }
+
+    /// An ICE connectivity check to the core, as a browser would send it.
+    fn check(&self, priority: u32, password: &str) -> Vec<u8> {
+        let username = format!("{}:{}", self.server_ufrag, self.client_ufrag);
+        let message =
+            StunMessage::binding_request(&username, TransId::new(), true, 0, priority, false);
+        let mut buffer = vec![0u8; 1500];
+        let crypto = str0m::crypto::from_feature_flags();
+        let length = message
+            .to_bytes(Some(password.as_bytes()), &mut buffer, |key, payloads| {
+                crypto.sha1_hmac_provider.sha1_hmac(key, payloads)
+            })
+            .expect("a binding request fits in 1500 bytes");
+        buffer.truncate(length);
+        buffer
+    }
+}
+
+/// An offer from a str0m client that publishes audio and video, made once.
+struct ClientOffer {
+    sdp: String,
+}
+
+fn client_offer() -> &'static ClientOffer {
+    static OFFER: OnceLock<ClientOffer> = OnceLock::new();
+    OFFER.get_or_init(|| {
+        let mut client = new_client(Instant::now());
+        let mut change = client.sdp_api();
+        change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
+        change.add_media(StrKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending): (SdpOffer, SdpPendingOffer) = change.apply().expect("an offer");
+        ClientOffer {
+            sdp: offer.to_sdp_string(),
+        }
+    })
+}
+
+fn new_client(now: Instant) -> Rtc {
+    let mut client = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .build(now);
+    let address: SocketAddr = CLIENT.parse().expect("a socket address");
+    client.add_local_candidate(Candidate::host(address, "udp").expect("a host candidate"));
+    client
+}
+
+fn new_sfu() -> Sfu {
+    Sfu::new(SfuConfig {
+        candidate_addr: SERVER.parse().expect("a socket address"),
+        peer_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(30),
+        keyframe_request_interval: Duration::from_millis(500),
+        link_stats_interval: Some(Duration::from_secs(1)),
+    })
+}
+
+fn add_peer(peer: PeerId, sdp: &str) -> Command {
+    Command::AddPeer {
+        peer,
+        room: RoomId(1),
+        offer_sdp: sdp.to_owned(),
+        audio_allowed: true,
+        subscriptions: Subscriptions::All,
+    }
+}
+
+fn checking_stranger(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 2, 2], port))
+}
+
+fn drain_events(sfu: &mut Sfu) -> Vec<(PeerId, PeerEvent)> {
+    std::iter::from_fn(|| sfu.poll_event()).collect()
+}
+
+/// Whether `events` refuse a command about `peer`.
+fn outcome(events: &[(PeerId, PeerEvent)], peer: PeerId) -> Outcome {
+    let refusal = events.iter().find_map(|(id, event)| match event {
+        PeerEvent::Rejected { error } if *id == peer => Some(error.to_string()),
+        _ => None,
+    });
+    match refusal {
+        Some(message) => {
+            assert!(!message.is_empty(), "a refusal without words");
+            Outcome::Refused(message)
+        }
+        None => Outcome::Accepted,
+    }
+}
+
+/// The `a=ice-ufrag` and `a=ice-pwd` of an SDP.
+fn ice_credentials(sdp: &str) -> Option<(String, String)> {
+    let value = |name: &str| {
+        sdp.lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(str::to_owned)
+    };
+    Some((value("a=ice-ufrag:")?, value("a=ice-pwd:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(target: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus")
+            .join(target)
+    }
+
+    #[test]
+    fn sdp_corpus_replays() {
+        replay_corpus(&corpus("sdp"), sdp);
+    }
+
+    #[test]
+    fn media_datagram_corpus_replays_with_the_peer_connected() {
+        // `datagrams` panics if an input costs the peer its connection or binds an
+        // address it must not.
+        replay_corpus(&corpus("media_datagram"), media_datagram);
+    }
+}
