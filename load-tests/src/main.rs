@@ -18,6 +18,7 @@ mod all_hands;
 mod cau;
 mod direct;
 mod figures;
+mod flood;
 mod floor;
 mod janus;
 mod join_storm;
@@ -161,6 +162,20 @@ enum Benchmark {
     },
     /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
     /// (the benchmarks start it to measure the server in a process of its own).
+    /// Garbage UDP and forged STUN at the media port during a call, at a rate doubling
+    /// step after step, until the call's loss passes 1%.
+    Flood {
+        /// The first step's rate, in datagrams a second (a first step without garbage
+        /// is the baseline).
+        #[arg(long, default_value_t = 5000)]
+        start_rate: u64,
+        /// The highest rate tried.
+        #[arg(long, default_value_t = 640_000)]
+        max_rate: u64,
+        /// How long each step lasts.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     Serve {
         /// `off` turns line monitoring off.
         #[arg(long, default_value = "on")]
@@ -264,6 +279,11 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await
             }
+            Benchmark::Flood {
+                start_rate,
+                max_rate,
+                seconds,
+            } => flood::flood(start_rate, max_rate, seconds).await,
             Benchmark::Floor { packets, rounds } => {
                 floor::run(floor::FloorConfig { packets, rounds })
             }
