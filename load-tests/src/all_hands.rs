@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use crate::figures::{Delivery, ServerCost, delivery, round3};
 use crate::media::{MediaPlan, Receiver, SendCounters, StreamKey, Window, publish};
-use crate::scenario::{Expectation, Scenario};
-use crate::server::{Reading, ServeOptions, ServerProcess};
+use crate::scenario::{Expectation, Role, Scenario};
+use crate::server::{Reading, ServeOptions, ServerProcess, UdpDrops};
 use crate::{cau, direct};
 
 /// What the command line sets.
@@ -304,14 +304,24 @@ pub struct Report {
     pub audio_down_tracks: usize,
     pub server: ServerCost,
     pub sfu_path: Delivery,
+    /// The same, split by receiver: communes (a few streams per connection, like the
+    /// direct path) and the province and central point (57 video streams on one
+    /// connection, whose client-side queueing is their own).
+    pub sfu_path_to_communes: Delivery,
+    pub sfu_path_to_wall: Delivery,
     pub direct_path: Delivery,
-    /// SFU path minus direct path, per percentile.
+    /// SFU path minus direct path, per percentile, over every receiver.
     pub added_latency_p50_ms: f64,
     pub added_latency_p99_ms: f64,
     /// Joining every site, from the first socket opening to the last `join` returning.
     pub join_all_s: f64,
     /// Publisher ticks more than a tick late: the load generator falling behind.
     pub late_publisher_ticks: u64,
+    /// CPU of this load generator (every simulated site) over the window, in cores.
+    pub load_generator_cores: f64,
+    /// UDP drops in this network namespace over the window (run the tool in a namespace
+    /// of its own, `unshare -n`, for these to be its own).
+    pub udp_drops: UdpDrops,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -348,6 +358,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Let the baseline's first keyframe and the settling after renegotiations pass.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    let own_before = crate::server::cpu_seconds(std::process::id())?;
+    let drops_before = UdpDrops::read()?;
     let before = Reading::take(&server).await?;
     run.window.open();
     let mut last = before;
@@ -366,6 +378,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     run.window.close();
     let after = Reading::take(&server).await?;
+    let udp_drops = UdpDrops::read()?.since(drops_before);
+    let load_generator_cores = (crate::server::cpu_seconds(std::process::id())? - own_before)
+        / after.at.duration_since(before.at).as_secs_f64();
     let rss_loaded = server.rss_kib()?;
     // Packets sent just before the window closed are still on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -375,6 +390,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     });
     let cost = ServerCost::new(&before, &after, video_pps).with_rss(rss_idle, rss_loaded, sites);
     let sfu_path = run.delivery();
+    let to = |participants: bool| -> Vec<Expectation> {
+        run.scenario
+            .expected
+            .iter()
+            .copied()
+            .filter(|e| (run.scenario.sites[e.receiver].role == Role::Participant) == participants)
+            .collect()
+    };
+    let sfu_path_to_communes = run.delivery_of(&to(true));
+    let sfu_path_to_wall = run.delivery_of(&to(false));
     let direct_path = baseline.delivery();
     let report = Report {
         benchmark: "all-hands",
@@ -387,6 +412,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         added_latency_p99_ms: round3(sfu_path.latency.p99_ms - direct_path.latency.p99_ms),
         server: cost,
         sfu_path,
+        sfu_path_to_communes,
+        sfu_path_to_wall,
         direct_path,
         join_all_s: round3(join_all_s),
         late_publisher_ticks: run
@@ -394,6 +421,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .iter()
             .map(|c| c.late_ticks.load(std::sync::atomic::Ordering::Relaxed))
             .sum(),
+        load_generator_cores: round3(load_generator_cores),
+        udp_drops,
     };
     baseline.finish().await;
     run.finish().await;
@@ -429,14 +458,20 @@ fn print_summary(report: &Report, video_pps: f64) {
         s.rss_idle_kib, s.rss_loaded_kib, s.rss_mib_per_site
     );
     print_delivery("SFU path   ", &report.sfu_path);
+    print_delivery("  communes ", &report.sfu_path_to_communes);
+    print_delivery("  wall     ", &report.sfu_path_to_wall);
     print_delivery("direct path", &report.direct_path);
     println!(
         "  added latency     p50 {:.2} ms, p99 {:.2} ms (SFU path minus direct path)",
         report.added_latency_p50_ms, report.added_latency_p99_ms
     );
     println!(
-        "  joining all sites {:.1} s; late publisher ticks {}",
-        report.join_all_s, report.late_publisher_ticks
+        "  joining all sites {:.1} s; late publisher ticks {}; load generator {:.2} cores",
+        report.join_all_s, report.late_publisher_ticks, report.load_generator_cores
+    );
+    println!(
+        "  UDP drops         {} receive-buffer overflows, {} send-buffer errors in this network namespace over the window",
+        report.udp_drops.receive_buffer_errors, report.udp_drops.send_buffer_errors
     );
 }
 

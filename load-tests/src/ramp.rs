@@ -20,7 +20,7 @@ use crate::cau;
 use crate::figures::{Delivery, ServerCost, round3};
 use crate::media::MediaPlan;
 use crate::scenario::Scenario;
-use crate::server::{Reading, ServeOptions, ServerProcess, cpu_seconds};
+use crate::server::{Reading, ServeOptions, ServerProcess, UdpDrops, cpu_seconds};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -50,6 +50,8 @@ pub struct Step {
     pub sfu_path: Delivery,
     pub direct_path: Delivery,
     pub added_latency_p99_ms: f64,
+    /// UDP drops in this network namespace over the window.
+    pub udp_drops: UdpDrops,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,12 +195,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
         baseline.reset();
         let own_before = own_cpu_seconds()?;
+        let drops_before = UdpDrops::read()?;
         let before = Reading::take(&server).await?;
         run.window.open();
         tokio::time::sleep(Duration::from_secs(options.step_seconds)).await;
         run.window.close();
         let after = Reading::take(&server).await?;
         let own_after = own_cpu_seconds()?;
+        let udp_drops = UdpDrops::read()?.since(drops_before);
         let rss = server.rss_kib()?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let video_pps = options
@@ -222,6 +226,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             load_generator_cores: round3((own_after - own_before) / cost.window_s),
             added_latency_p99_ms: round3(sfu_path.latency.p99_ms - direct_path.latency.p99_ms),
             server: cost,
+            udp_drops,
             sfu_path,
             direct_path,
         };
@@ -276,7 +281,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     for s in &report.steps {
         println!(
-            "  {:>11}  {:>11}  {:>11.0}  {:>12.2}  {:>9.1}  {:>12.2}  {:>6.2}  {:>6.1}  {:>6.1}  {:>13.1}",
+            "  {:>11}  {:>11}  {:>11.0}  {:>12.2}  {:>9.1}  {:>12.2}  {:>6.2}  {:>6.1}  {:>6.1}  {:>13.1}  {:>12}",
             s.subscribers,
             s.video_down_tracks + s.audio_down_tracks,
             s.server.forwarded_per_s,
@@ -286,7 +291,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             s.sfu_path.loss_percent,
             s.sfu_path.latency.p50_ms,
             s.sfu_path.latency.p99_ms,
-            s.direct_path.latency.p99_ms
+            s.direct_path.latency.p99_ms,
+            s.udp_drops.receive_buffer_errors
         );
     }
     println!(

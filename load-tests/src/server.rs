@@ -155,3 +155,53 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks / per_second)
 }
+
+/// UDP datagrams the kernel dropped because a socket's receive buffer was full, and
+/// failed sends, counted for this network namespace (`/proc/net/snmp`): the server's
+/// socket and every simulated site's alike. Loss with these rising is the machine's
+/// (a starved receiver not reading in time), not packets the SFU failed to forward.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct UdpDrops {
+    pub receive_buffer_errors: u64,
+    pub send_buffer_errors: u64,
+}
+
+impl UdpDrops {
+    pub fn read() -> anyhow::Result<UdpDrops> {
+        let snmp = std::fs::read_to_string("/proc/net/snmp")?;
+        let mut udp = snmp.lines().filter(|line| line.starts_with("Udp:"));
+        let names: Vec<&str> = udp
+            .next()
+            .context("no Udp in /proc/net/snmp")?
+            .split_whitespace()
+            .collect();
+        let values: Vec<&str> = udp
+            .next()
+            .context("no Udp values")?
+            .split_whitespace()
+            .collect();
+        let field = |name: &str| -> u64 {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| values.get(i))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(UdpDrops {
+            receive_buffer_errors: field("RcvbufErrors"),
+            send_buffer_errors: field("SndbufErrors"),
+        })
+    }
+
+    pub fn since(self, before: UdpDrops) -> UdpDrops {
+        UdpDrops {
+            receive_buffer_errors: self
+                .receive_buffer_errors
+                .saturating_sub(before.receive_buffer_errors),
+            send_buffer_errors: self
+                .send_buffer_errors
+                .saturating_sub(before.send_buffer_errors),
+        }
+    }
+}
