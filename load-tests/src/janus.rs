@@ -177,6 +177,10 @@ struct RoundFigures {
     cpu_us_per_received: f64,
     /// Cầu's own count of forwarded packets over the window, as a cross-check.
     server_counted_forwarded: Option<u64>,
+    /// Datagrams the kernel dropped in the window because a socket's receive queue was
+    /// full (`RcvbufErrors` of the namespace's /proc/net/snmp): the server's or a
+    /// client's, so loss there is queueing at a receiver, not the network.
+    receive_queue_drops: u64,
     added_latency_p50_ms: f64,
     added_latency_p99_ms: f64,
     sfu_path: Delivery,
@@ -252,7 +256,7 @@ async fn compare(options: Options) -> anyhow::Result<()> {
             }
             .with_context(|| format!("round {} on {server:?}", round + 1))?;
             println!(
-                "  round {} {:>5}: {:.2} s CPU in {:.1} s, {} packets received by subscribers, {:.2} us CPU per packet{}; added latency p50 {:.2} ms, p99 {:.2} ms; loss {:.3}%",
+                "  round {} {:>5}: {:.2} s CPU in {:.1} s, {} packets received by subscribers, {:.2} us CPU per packet{}; added latency p50 {:.2} ms, p99 {:.2} ms; loss {:.3}%; {} datagrams dropped at full receive queues",
                 round + 1,
                 format!("{server:?}"),
                 figures.cpu_s,
@@ -266,6 +270,7 @@ async fn compare(options: Options) -> anyhow::Result<()> {
                 figures.added_latency_p50_ms,
                 figures.added_latency_p99_ms,
                 figures.sfu_path.loss_percent,
+                figures.receive_queue_drops,
             );
             rounds.push(figures);
         }
@@ -443,6 +448,7 @@ async fn measure(
         None => None,
     };
     let cpu_before = cpu_seconds(pid)?;
+    let drops_before = receive_queue_drops()?;
     let started = Instant::now();
     load.run.window.open();
     for second in 1..=options.seconds {
@@ -457,6 +463,7 @@ async fn measure(
     }
     load.run.window.close();
     let cpu_s = cpu_seconds(pid)? - cpu_before;
+    let receive_queue_drops = receive_queue_drops()?.saturating_sub(drops_before);
     let window_s = started.elapsed().as_secs_f64();
     // Packets sent just before the window closed are still on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -479,6 +486,7 @@ async fn measure(
             received_packets,
             cpu_us_per_received: round3(cpu_s / received_packets as f64 * 1e6),
             server_counted_forwarded: None,
+            receive_queue_drops,
             added_latency_p50_ms: round3(sfu_path.latency.p50_ms - direct_path.latency.p50_ms),
             added_latency_p99_ms: round3(sfu_path.latency.p99_ms - direct_path.latency.p99_ms),
             sfu_path,
@@ -486,6 +494,22 @@ async fn measure(
         },
         forwarded_before,
     ))
+}
+
+/// UDP datagrams dropped for a full receive queue so far, in this network namespace.
+fn receive_queue_drops() -> anyhow::Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut udp = snmp.lines().filter(|line| line.starts_with("Udp:"));
+    let (names, values) = (udp.next(), udp.next());
+    let (Some(names), Some(values)) = (names, values) else {
+        bail!("no Udp lines in /proc/net/snmp");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, value)| value.parse().ok())
+        .context("no RcvbufErrors in /proc/net/snmp")
 }
 
 /// One round on Janus: a fresh Janus process, a room for the scenario's sites, each
