@@ -160,8 +160,6 @@ enum Benchmark {
         #[arg(long, hide = true)]
         inside_namespace: bool,
     },
-    /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
-    /// (the benchmarks start it to measure the server in a process of its own).
     /// Garbage UDP and forged STUN at the media port during a call, at a rate doubling
     /// step after step, until the call's loss passes 1%.
     Flood {
@@ -176,6 +174,8 @@ enum Benchmark {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Runs a server on free loopback ports and prints its signaling and HTTP addresses
+    /// (the benchmarks start it to measure the server in a process of its own).
     Serve {
         /// `off` turns line monitoring off.
         #[arg(long, default_value = "on")]
