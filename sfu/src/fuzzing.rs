@@ -302,10 +302,13 @@ impl ConnectedPair {
                     };
                     let bytes = self.check(*priority, &password);
                     let from = checking_stranger(*port);
+                    // The pair outlives one input: a good check in an earlier one may
+                    // have bound this address already.
+                    let bound_before = self.sfu.by_address.contains_key(&from);
                     self.sfu.handle_datagram(from, &bytes, self.now);
                     let bound = self.sfu.by_address.contains_key(&from);
                     assert!(
-                        *right_password || !bound,
+                        *right_password || bound_before || !bound,
                         "a check with the wrong password bound {from}"
                     );
                 }
@@ -480,6 +483,23 @@ mod tests {
     #[test]
     fn sdp_corpus_replays() {
         replay_corpus(&corpus("sdp"), sdp);
+    }
+
+    /// The fuzzer's one crash was the harness's: its check that a wrong password binds
+    /// nothing forgot that the connected pair outlives an input, so an address bound by
+    /// a good check of an earlier input looked newly bound.
+    #[test]
+    fn media_datagram_regression_replays() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/regressions/media_datagram/good-check-then-wrong-password");
+        let input = std::fs::read(&path).expect("the regression input is committed");
+        // A good check from port 65535 binds it; the crash input then comes from the
+        // client, and a wrong-password check from the same port must not panic.
+        let good = [2u8, 0, 7, 0, 0, 0, 1, 1, 0xff, 0xff];
+        let wrong = [2u8, 0, 7, 0, 0, 0, 1, 0, 0xff, 0xff];
+        assert!(media_datagram(&good).is_some());
+        assert!(media_datagram(&input).is_some());
+        assert_eq!(media_datagram(&wrong), Some(Outcome::Accepted));
     }
 
     #[test]
