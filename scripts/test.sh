@@ -46,9 +46,10 @@ echo "== running every test"
 # The end-to-end scenarios (the `scenarios` test binary) run one at a time: several time
 # media on a two-core machine. Unit tests run in parallel. Both commands select the whole
 # workspace, so dependencies keep the features of the build above and are not rebuilt.
+# `set -e` does not reach a function run by `bash -c` below: each step stops the run itself.
 run_tests() {
-  cargo test --workspace --locked --offline --lib --bins "$@"
-  RUST_TEST_THREADS=1 cargo test --workspace --locked --offline --test scenarios "$@"
+  cargo test --workspace --locked --offline --lib --bins "$@" || return
+  RUST_TEST_THREADS=1 cargo test --workspace --locked --offline --test scenarios "$@" || return
   # The load-test tool keeps working: a 10-site all-hands meeting for 10 s (about 20 s).
   # No performance assertion; it fails only if media does not flow (docs/benchmarks.md).
   ./target/debug/cau-load all-hands --communes 8 --seconds 10 --baseline-pairs 1
