@@ -279,7 +279,7 @@ impl Config {
         }
         self.line_test.check()?;
         let url = &m.webhook_url;
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::Invalid(
                 "monitoring.webhook_url must start with http:// or https://".into(),
             ));

@@ -78,7 +78,13 @@ mod tests {
 
     #[test]
     fn datagrams_to_one_destination_keep_their_order() {
-        let mut datagrams = [(2, 1200, 1), (1, 1200, 2), (2, 1200, 3), (1, 100, 4), (2, 1200, 5)];
+        let mut datagrams = [
+            (2, 1200, 1),
+            (1, 1200, 2),
+            (2, 1200, 3),
+            (1, 100, 4),
+            (2, 1200, 5),
+        ];
         assert_eq!(
             runs(&mut datagrams, 64),
             vec![vec![2, 4], vec![1, 3, 5]],
@@ -88,7 +94,13 @@ mod tests {
 
     #[test]
     fn a_longer_datagram_starts_a_new_run_and_a_shorter_one_ends_it() {
-        let mut datagrams = [(1, 100, 1), (1, 1200, 2), (1, 1200, 3), (1, 900, 4), (1, 1200, 5)];
+        let mut datagrams = [
+            (1, 100, 1),
+            (1, 1200, 2),
+            (1, 1200, 3),
+            (1, 900, 4),
+            (1, 1200, 5),
+        ];
         assert_eq!(
             runs(&mut datagrams, 64),
             vec![vec![1], vec![2, 3, 4], vec![5]]
@@ -103,7 +115,11 @@ mod tests {
 
         let mut big: Vec<Datagram> = (0..60).map(|i| (1, 1200, i)).collect();
         let sizes: Vec<usize> = runs(&mut big, 64).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![54, 6], "54 × 1,200 bytes is the most under 65,000");
+        assert_eq!(
+            sizes,
+            vec![54, 6],
+            "54 × 1,200 bytes is the most under 65,000"
+        );
     }
 
     #[test]

@@ -328,11 +328,16 @@ impl Worker {
             match received {
                 Ok(count) => {
                     let now = Instant::now();
-                    for (slot, meta) in self.slots.chunks_exact(RECV_SLOT).zip(&self.meta[..count]) {
+                    for (slot, meta) in self.slots.chunks_exact(RECV_SLOT).zip(&self.meta[..count])
+                    {
                         let data = &slot[..meta.len.min(RECV_SLOT)];
                         // A slot holds one datagram, or several of one sender cut at
                         // `stride` when the kernel coalesced them.
-                        let stride = if meta.stride == 0 { data.len().max(1) } else { meta.stride };
+                        let stride = if meta.stride == 0 {
+                            data.len().max(1)
+                        } else {
+                            meta.stride
+                        };
                         if stride > MAX_DATAGRAM {
                             continue; // Not a WebRTC packet.
                         }

@@ -104,7 +104,8 @@ pub(crate) enum LiveMessage {
         alerts: Vec<Alert>,
     },
     Site {
-        site: SiteLink,
+        // Boxed: a site's figures are several times larger than the other messages.
+        site: Box<SiteLink>,
     },
     Event {
         event: LinkEvent,
@@ -134,8 +135,8 @@ pub(crate) enum Effect {
     Store(Write),
     /// Tell the webhook.
     Notify(Alert),
-    /// Update the site's Prometheus gauges.
-    Gauges(SiteLink),
+    /// Update the site's Prometheus gauges. Boxed, as in `LiveMessage::Site`.
+    Gauges(Box<SiteLink>),
 }
 
 /// The sans-IO core: every site's line.
@@ -605,8 +606,10 @@ impl Lines {
 
     fn site_update(&self, site: &str, effects: &mut Vec<Effect>) {
         let view = self.view(site);
-        effects.push(Effect::Gauges(view.clone()));
-        effects.push(Effect::Live(LiveMessage::Site { site: view }));
+        effects.push(Effect::Gauges(Box::new(view.clone())));
+        effects.push(Effect::Live(LiveMessage::Site {
+            site: Box::new(view),
+        }));
     }
 
     #[allow(clippy::too_many_arguments)]
