@@ -41,16 +41,26 @@ pub struct DirectSender {
     connections: [Arc<dyn PeerConnection>; 2],
 }
 
-struct Track {
+/// One local track and its RTP numbering (also the Janus client's, in `janus.rs`).
+pub(crate) struct Track {
     local: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     payload_type: u8,
+    /// RTP clock ticks per packet (audio) or per frame (video).
     clock_step: u32,
+    /// Next sequence number and timestamp.
     next: Mutex<(u16, u32)>,
 }
 
 impl Track {
-    async fn send(&self, payload: &[u8], marker: bool, advance: bool) -> anyhow::Result<()> {
+    /// Sends one packet; `advance` moves the timestamp on (every audio packet, the last
+    /// packet of a video frame).
+    pub(crate) async fn send(
+        &self,
+        payload: &[u8],
+        marker: bool,
+        advance: bool,
+    ) -> anyhow::Result<()> {
         let header = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
             let header = rtp::header::Header {
@@ -74,7 +84,7 @@ impl Track {
                 payload: Bytes::copy_from_slice(payload),
             })
             .await
-            .context("writing RTP on the direct path")
+            .context("writing RTP")
     }
 }
 
@@ -134,9 +144,12 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-async fn add_track(
+/// Adds a send-only track of `kind` with the given SSRC to `connection`, its stream and
+/// track ids made from `name`.
+pub(crate) async fn add_track(
     connection: &Arc<dyn PeerConnection>,
     kind: MediaKind,
+    name: &str,
     ssrc: u32,
 ) -> anyhow::Result<Track> {
     let codec_kind = match kind {
@@ -145,9 +158,9 @@ async fn add_track(
     };
     let parameters = codec(kind);
     let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "direct-stream".to_owned(),
-        format!("direct-{}", kind.as_str()),
-        format!("direct {}", kind.as_str()),
+        format!("{name}-stream"),
+        format!("{name}-{}", kind.as_str()),
+        format!("{name} {}", kind.as_str()),
         codec_kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
@@ -167,7 +180,7 @@ async fn add_track(
             }),
         )
         .await
-        .context("adding a direct-path transceiver")?;
+        .context("adding a transceiver")?;
     Ok(Track {
         local,
         ssrc,
@@ -206,8 +219,8 @@ pub async fn connect(receiver: Arc<Receiver>) -> anyhow::Result<DirectSender> {
         local_ip,
     )
     .await?;
-    let audio = add_track(&sender, MediaKind::Audio, 0x000a_0d10).await?;
-    let video = add_track(&sender, MediaKind::Video, 0x000a_0d11).await?;
+    let audio = add_track(&sender, MediaKind::Audio, "direct", 0x000a_0d10).await?;
+    let video = add_track(&sender, MediaKind::Video, "direct", 0x000a_0d11).await?;
     let offer = sender.create_offer(None).await?;
     sender.set_local_description(offer).await?;
     let offer = sender.local_description().await.context("no local offer")?;

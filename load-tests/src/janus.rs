@@ -29,14 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use cau_tests::client::{MediaKind, codec, loopback_peer_connection};
+use cau_tests::client::{MediaKind, loopback_peer_connection};
 use futures_util::{SinkExt, StreamExt};
-use rtc::rtp;
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -44,17 +38,14 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use webrtc::media_stream::MediaStreamTrack;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 
 use crate::all_hands::{Baseline, CauRun, print_delivery, today, write_json};
+use crate::direct::Track;
 use crate::figures::{Delivery, round3};
 use crate::floor::{FloorConfig, FloorFigures};
 use crate::media::{MediaOutput, MediaPlan, Receiver, publish};
@@ -1128,57 +1119,11 @@ impl MediaOutput for JanusOutput {
     }
 }
 
-/// One local track and its RTP numbering.
-struct Track {
-    local: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: u8,
-    /// RTP clock ticks per packet (audio) or per frame (video).
-    clock_step: u32,
-    /// Next sequence number and timestamp.
-    next: Mutex<(u16, u32)>,
-}
-
-impl Track {
-    /// Sends one packet; `advance` moves the timestamp on (every audio packet, the last
-    /// packet of a video frame).
-    async fn send(&self, payload: &[u8], marker: bool, advance: bool) -> anyhow::Result<()> {
-        let header = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let header = rtp::header::Header {
-                version: 2,
-                marker,
-                payload_type: self.payload_type,
-                sequence_number: next.0,
-                timestamp: next.1,
-                ssrc: self.ssrc,
-                ..Default::default()
-            };
-            next.0 = next.0.wrapping_add(1);
-            if advance {
-                next.1 = next.1.wrapping_add(self.clock_step);
-            }
-            header
-        };
-        self.local
-            .write_rtp(rtp::packet::Packet {
-                header,
-                payload: Bytes::copy_from_slice(payload),
-            })
-            .await
-            .context("writing RTP to Janus")
-    }
-}
-
 async fn add_track(
     connection: &Arc<dyn PeerConnection>,
     kind: MediaKind,
     name: &str,
 ) -> anyhow::Result<Track> {
-    let codec_kind = match kind {
-        MediaKind::Audio => RtpCodecKind::Audio,
-        MediaKind::Video => RtpCodecKind::Video,
-    };
     // Distinct SSRCs per site and kind; Janus rewrites them for subscribers anyway.
     let ssrc = name
         .bytes()
@@ -1186,41 +1131,7 @@ async fn add_track(
             (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
         })
         .wrapping_add(kind as u32);
-    let parameters = codec(kind);
-    let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("{name}-stream"),
-        format!("{name}-{}", kind.as_str()),
-        format!("{name} {}", kind.as_str()),
-        codec_kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: parameters.rtp_codec.clone(),
-            ..Default::default()
-        }],
-    )));
-    connection
-        .add_transceiver_from_track(
-            local.clone() as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .context("adding a transceiver")?;
-    Ok(Track {
-        local,
-        ssrc,
-        payload_type: parameters.payload_type,
-        clock_step: match kind {
-            MediaKind::Audio => 960,
-            MediaKind::Video => 3000,
-        },
-        next: Mutex::new((1000, 1000)),
-    })
+    crate::direct::add_track(connection, kind, name, ssrc).await
 }
 
 /// A connection's callbacks: our candidates to Janus; remote tracks to the receiver.
