@@ -109,11 +109,12 @@ impl DirectSender {
     }
 }
 
-/// One end's callbacks: candidates go to the other end; remote tracks to `receiver`.
-struct Handler {
-    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    state: watch::Sender<RTCPeerConnectionState>,
-    receiver: Option<Arc<Receiver>>,
+/// A connection's callbacks: its candidates go to `candidates` (the other end, or Janus
+/// in `janus.rs`); remote tracks to `receiver`.
+pub(crate) struct Handler {
+    pub(crate) candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
+    pub(crate) state: watch::Sender<RTCPeerConnectionState>,
+    pub(crate) receiver: Option<Arc<Receiver>>,
 }
 
 #[async_trait::async_trait]

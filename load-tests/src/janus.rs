@@ -38,14 +38,12 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
 };
 
 use crate::all_hands::{Baseline, CauRun, print_delivery, today, write_json};
-use crate::direct::Track;
+use crate::direct::{Handler, Track};
 use crate::figures::{Delivery, round3};
 use crate::floor::{FloorConfig, FloorFigures};
 use crate::media::{MediaOutput, MediaPlan, Receiver, publish};
@@ -1132,41 +1130,6 @@ async fn add_track(
         })
         .wrapping_add(kind as u32);
     crate::direct::add_track(connection, kind, name, ssrc).await
-}
-
-/// A connection's callbacks: our candidates to Janus; remote tracks to the receiver.
-struct Handler {
-    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    state: watch::Sender<RTCPeerConnectionState>,
-    receiver: Option<Arc<Receiver>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(candidate) = event.candidate.to_json() {
-            let _ = self.candidates.send(candidate);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.state.send_replace(state);
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let Some(receiver) = self.receiver.clone() else {
-            return;
-        };
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                match event {
-                    TrackRemoteEvent::OnRtpPacket(packet) => receiver.on_payload(&packet.payload),
-                    TrackRemoteEvent::OnEnded => break,
-                    _ => {}
-                }
-            }
-        });
-    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
