@@ -93,6 +93,7 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct MeetingsConfig {
     join_before_start_minutes: u32,
+    reconnect_grace_s: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +247,11 @@ impl Config {
         if self.meetings.join_before_start_minutes > 7 * 24 * 60 {
             return Err(ConfigError::Invalid(
                 "meetings.join_before_start_minutes must be at most 10080 (a week)".into(),
+            ));
+        }
+        if !(5..=600).contains(&self.meetings.reconnect_grace_s) {
+            return Err(ConfigError::Invalid(
+                "meetings.reconnect_grace_s must be from 5 to 600".into(),
             ));
         }
         let public_url = &self.auth.public_url;
@@ -415,6 +421,11 @@ impl MeetingsConfig {
     /// How long before a meeting's start its join links admit their site.
     pub fn join_before_start(&self) -> Duration {
         Duration::from_secs(u64::from(self.join_before_start_minutes) * 60)
+    }
+
+    /// How long a site whose connection was lost keeps its seat in a meeting.
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_secs(u64::from(self.reconnect_grace_s))
     }
 }
 

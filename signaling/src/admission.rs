@@ -6,11 +6,11 @@
 
 use crate::AppState;
 use crate::access::AccessError;
-use crate::meeting::{InvitedSite, MeetingPlan};
-use crate::meetings::{Admission, AttendanceWrite};
+use crate::meeting::{InvitedSite, MeetingPlan, Resume};
+use crate::meetings::{Admission, MeetingWrite};
 use crate::model::{MeetingId, Millis};
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// A site entering after the start plus this long is marked late.
 const LATE_AFTER: Millis = 5 * 60 * 1000;
@@ -37,10 +37,21 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
             Vec::new()
         }
     };
+    let resume = match resume(&state.store, &meeting.id).await {
+        Ok(resume) => resume,
+        Err(error) => {
+            // Without it the meeting starts afresh: seats and the chair's decisions of
+            // an earlier run are lost, but the site gets in.
+            tracing::error!(meeting = %meeting.id, %error, "cannot read the meeting's earlier run");
+            Resume::default()
+        }
+    };
     let plan = MeetingPlan {
         mode: meeting.floor_mode,
         starts_at: meeting.starts_at,
         late_after: LATE_AFTER,
+        reconnect_grace: state.config.meetings.reconnect_grace().as_millis() as Millis,
+        resume,
         sites: meeting
             .invited
             .iter()
@@ -62,6 +73,20 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
     })
 }
 
+/// What an earlier run of the server stored of the meeting: its roll call and the
+/// chair's decisions. Read on every admission, used only by the first, which starts the
+/// meeting's core.
+async fn resume(store: &Store, meeting: &MeetingId) -> Result<Resume, StoreError> {
+    let attendance = store
+        .attendance(meeting)
+        .await?
+        .into_iter()
+        .map(|line| (line.site.code.as_str().to_owned(), line.record))
+        .collect();
+    let run = store.meeting_run(meeting).await?;
+    Ok(Resume { run, attendance })
+}
+
 fn refusal(error: AccessError) -> ProtocolError {
     let code = match error {
         AccessError::Malformed | AccessError::Forged => ErrorCode::InvalidToken,
@@ -77,21 +102,40 @@ fn refusal(error: AccessError) -> ProtocolError {
     ProtocolError::new(code, error.to_string())
 }
 
-/// Writes roll-call records in the order the meetings decided them, off the sessions'
-/// path: a slow disk delays the record, never a meeting.
-pub(crate) async fn write_attendance(
+/// Writes roll-call records and the chair's decisions in the order the meetings made
+/// them, off the sessions' path: a slow disk delays the record, never a meeting.
+pub(crate) async fn write_meetings(
     store: Store,
-    mut records: tokio::sync::mpsc::UnboundedReceiver<AttendanceWrite>,
+    mut writes: tokio::sync::mpsc::UnboundedReceiver<MeetingWrite>,
 ) {
-    while let Some(write) = records.recv().await {
-        let Some(meeting) = MeetingId::parse(&write.meeting_id) else {
-            continue;
-        };
-        let Ok(site) = crate::model::SiteCode::parse(&write.site) else {
-            continue;
-        };
-        if let Err(error) = store.save_attendance(&meeting, &site, &write.record).await {
-            tracing::error!(meeting = %write.meeting_id, site = %write.site, "cannot store attendance: {error}");
+    while let Some(write) = writes.recv().await {
+        match write {
+            MeetingWrite::Attendance {
+                meeting_id,
+                site,
+                record,
+            } => {
+                let Some(meeting) = MeetingId::parse(&meeting_id) else {
+                    continue;
+                };
+                let Ok(code) = crate::model::SiteCode::parse(&site) else {
+                    continue;
+                };
+                if let Err(error) = store.save_attendance(&meeting, &code, &record).await {
+                    tracing::error!(meeting = %meeting_id, site = %site, "cannot store attendance: {error}");
+                }
+            }
+            MeetingWrite::Run { meeting_id, run } => {
+                let Some(meeting) = MeetingId::parse(&meeting_id) else {
+                    continue;
+                };
+                if let Err(error) = store.save_meeting_run(&meeting, &run, now_millis()).await {
+                    tracing::error!(meeting = %meeting_id, "cannot store the meeting's state: {error}");
+                }
+            }
+            MeetingWrite::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }

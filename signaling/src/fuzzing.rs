@@ -307,16 +307,21 @@ fn running_meeting() -> Meeting {
         name: code.to_uppercase(),
         role,
     };
-    let mut meeting = Meeting::new(MeetingPlan {
-        mode: FloorMode::Chair,
-        starts_at: START,
-        late_after: 300_000,
-        sites: vec![
-            site("cao-bang", Role::Chair),
-            site("ha-quang", Role::Participant),
-            site("tra-linh", Role::Participant),
-        ],
-    });
+    let mut meeting = Meeting::new(
+        MeetingPlan {
+            mode: FloorMode::Chair,
+            starts_at: START,
+            late_after: 300_000,
+            reconnect_grace: 45_000,
+            sites: vec![
+                site("cao-bang", Role::Chair),
+                site("ha-quang", Role::Participant),
+                site("tra-linh", Role::Participant),
+            ],
+            resume: Default::default(),
+        },
+        START,
+    );
     // Both sites are invited, so connecting them cannot fail.
     let _ = meeting.connect("cao-bang", PeerId(1), START);
     let _ = meeting.act("cao-bang", crate::meeting::Action::Open, START);

@@ -53,6 +53,10 @@ pub(crate) struct AppState {
     pub(crate) line_tests: Arc<line_test::Running>,
     /// Join attempts and API calls per client address.
     pub(crate) limits: limits::AddressLimits,
+    /// The live signaling sessions, told when the server stops.
+    pub(crate) sessions: session::Sessions,
+    /// The meetings' writer of roll calls and run states, for flushing it.
+    meeting_writes: tokio::sync::mpsc::UnboundedSender<meetings::MeetingWrite>,
     next_peer: AtomicU64,
 }
 
@@ -101,7 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let monitor = monitor::Monitor::start(config.monitoring.clone(), store.clone())
         .await
         .context("cannot start line monitoring")?;
-    let (attendance, attendance_records) = tokio::sync::mpsc::unbounded_channel();
+    let (meeting_writes, meeting_write_queue) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(AppState {
         rooms: Rooms::new(
             config.limits.max_participants_per_room,
@@ -109,16 +113,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ),
         sfu: sfu.clone(),
         config: config.clone(),
-        meetings: meetings::Meetings::new(sfu.clone(), attendance),
+        meetings: meetings::Meetings::new(sfu.clone(), meeting_writes.clone()),
         store: store.clone(),
         monitor,
         tokens,
         admin,
         line_tests: Arc::default(),
         limits: limits::AddressLimits::new(&config.limits),
+        sessions: session::Sessions::new(),
+        meeting_writes,
         next_peer: AtomicU64::new(1),
     });
-    tokio::spawn(admission::write_attendance(store, attendance_records));
+    tokio::spawn(admission::write_meetings(store, meeting_write_queue));
     tokio::spawn(meetings::run_clock(Arc::downgrade(&state)));
     tokio::spawn(limits::forget_idle_addresses(Arc::downgrade(&state)));
     let app = http::router(state.clone());
@@ -196,10 +202,40 @@ impl RunningServer {
         Ok(())
     }
 
-    /// Stops accepting, closes connections within `grace`, and stops the media thread.
+    /// Stops the server gracefully, within about `grace`: every signaling session tells
+    /// its client that the server is stopping and closes (the sites keep their seats,
+    /// to take them again from the restarted server), then the web server stops, the
+    /// roll calls, meeting states and line history handed over so far are written, the
+    /// media thread stops and the database is closed.
     pub async fn shutdown(self, grace: Duration) {
-        self.handle.graceful_shutdown(Some(grace));
+        let deadline = tokio::time::Instant::now() + grace;
+        self.state.sessions.stop();
+        while self.state.sessions.live() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.handle.graceful_shutdown(Some(left));
         let _ = self.task.await;
+        let flushed = async {
+            let (done, written) = tokio::sync::oneshot::channel();
+            if self
+                .state
+                .meeting_writes
+                .send(meetings::MeetingWrite::Flush(done))
+                .is_ok()
+            {
+                let _ = written.await;
+            }
+            self.state.monitor.flush().await;
+        };
+        // The disk gets a few seconds more than the grace: losing a roll call is worse
+        // than a slow stop.
+        if tokio::time::timeout(grace + Duration::from_secs(5), flushed)
+            .await
+            .is_err()
+        {
+            tracing::error!("stopping before every record was written");
+        }
         self.state.sfu.shutdown();
         // Closing waits for queries in flight, so another server can open the same
         // data directory as soon as this returns.

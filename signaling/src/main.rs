@@ -61,13 +61,18 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             "Join a room directly: {}/join/giao-ban?name=Tên điểm cầu",
             server.base_url()
         );
+        // SIGTERM (systemd, docker, kill) and Ctrl-C both stop gracefully: clients are
+        // told to come back, and every record is written before the process ends.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
         tokio::select! {
-            result = tokio::signal::ctrl_c() => {
-                result.context("cannot listen for Ctrl-C")?;
-                tracing::info!("stopping");
-                server.shutdown(Duration::from_secs(2)).await;
-                Ok(())
-            }
+            result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+            _ = terminate.recv() => {}
         }
+        tracing::info!("stopping");
+        server.shutdown(Duration::from_secs(2)).await;
+        tracing::info!("stopped");
+        Ok(())
     })
 }

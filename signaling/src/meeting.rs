@@ -17,6 +17,14 @@
 //!   the floor and wait in a queue, in order; the chair grants and revokes it. In `open`
 //!   mode everyone is heard. In both, the chair can mute any site, and observers are
 //!   never heard.
+//! - Reconnection: a site whose connection is lost (its socket or media went silent,
+//!   rather than it leaving) keeps its seat for the reconnect grace period: its roll
+//!   call, its place in the floor queue and the floor itself stay, everyone is shown
+//!   it `reconnecting`, and when it connects again it enters at once, lobby or not.
+//!   Only when the grace runs out is it `left`, as of when it was lost.
+//! - Restarts: a meeting resumed from the store (its roll call and its run state: open
+//!   or not, floor, queue, layout, muted sites) treats the sites that were in it as
+//!   lost at the resumption, so they get their seats back by reconnecting.
 //! - Layout: the chair picks up to four sites that everyone shows large; empty means
 //!   automatic: the chair and the active speaker, or the floor holder when the chair
 //!   speaks or no one does.
@@ -46,7 +54,40 @@ pub struct MeetingPlan {
     pub starts_at: Millis,
     /// A site entering later than `starts_at + late_after` is `late`.
     pub late_after: Millis,
+    /// How long a lost site keeps its seat.
+    pub reconnect_grace: Millis,
     pub sites: Vec<InvitedSite>,
+    /// What the meeting had reached before this server started, if it ran before.
+    pub resume: Resume,
+}
+
+/// A meeting's stored state from an earlier run of the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub run: Option<RunState>,
+    /// Each site's roll-call record, by site code.
+    pub attendance: Vec<(String, AttendanceRecord)>,
+}
+
+/// What the chair has decided, kept so that a restart loses none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunState {
+    pub opened: bool,
+    pub floor: Option<String>,
+    pub queue: Vec<String>,
+    pub layout: Vec<String>,
+    /// Sites the chair muted.
+    pub muted: Vec<String>,
+}
+
+/// How a site's connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The site left: it said so, or its browser closed the page.
+    Left,
+    /// The connection was lost (its socket or its media went silent): the site keeps its
+    /// seat for the reconnect grace period.
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +126,8 @@ pub enum Output {
         peer: PeerId,
         sources: HashSet<(PeerId, MediaKind)>,
     },
+    /// Store this run state: the chair's decisions changed.
+    Run(RunState),
     /// Store this roll-call record.
     Attendance {
         site: String,
@@ -142,12 +185,15 @@ pub struct Meeting {
     mode: FloorMode,
     starts_at: Millis,
     late_after: Millis,
+    reconnect_grace: Millis,
     opened: bool,
     sites: BTreeMap<String, SiteState>,
     floor: Option<String>,
     queue: VecDeque<String>,
     layout: Vec<String>,
     speaker: ActiveSpeaker,
+    /// The run state as last handed out for storing.
+    stored_run: RunState,
     outputs: VecDeque<Output>,
 }
 
@@ -156,6 +202,8 @@ struct SiteState {
     name: String,
     role: Role,
     connection: Option<Connection>,
+    /// Lost at this time and holding its seat: never set while `connection` is.
+    lost_at: Option<Millis>,
     attendance: AttendanceRecord,
     muted_by_chair: bool,
 }
@@ -188,42 +236,58 @@ pub struct SiteSnapshot {
     pub name: String,
     pub role: Role,
     pub connected: bool,
+    /// Lost, holding its seat until it reconnects or the grace runs out.
+    pub reconnecting: bool,
     pub in_lobby: bool,
     pub muted_by_chair: bool,
     pub attendance: AttendanceRecord,
 }
 
 impl Meeting {
-    pub fn new(plan: MeetingPlan) -> Meeting {
+    /// Starts the meeting's core at `now`, resuming what `plan.resume` holds.
+    pub fn new(plan: MeetingPlan, now: Millis) -> Meeting {
+        let mut attendance: BTreeMap<String, AttendanceRecord> =
+            plan.resume.attendance.into_iter().collect();
+        let run = plan.resume.run.unwrap_or_default();
         let sites = plan
             .sites
             .into_iter()
             .map(|site| {
+                let record = attendance
+                    .remove(&site.code)
+                    .unwrap_or_else(AttendanceRecord::not_called);
+                // In the meeting when the server stopped: its seat waits for it.
+                let was_in = matches!(
+                    record.status,
+                    AttendanceStatus::Present | AttendanceStatus::Late
+                ) && record.left_at.is_none();
                 let state = SiteState {
                     name: site.name,
                     role: site.role,
                     connection: None,
-                    attendance: AttendanceRecord {
-                        status: AttendanceStatus::NotCalled,
-                        joined_at: None,
-                        left_at: None,
-                        reason: None,
-                    },
-                    muted_by_chair: false,
+                    lost_at: (was_in && site.role != Role::Observer).then_some(now),
+                    attendance: record,
+                    muted_by_chair: run.muted.contains(&site.code),
                 };
                 (site.code, state)
             })
-            .collect();
+            .collect::<BTreeMap<_, _>>();
+        let invited = |code: &String| sites.contains_key(code);
+        let floor = run.floor.clone().filter(invited);
+        let queue = run.queue.iter().filter(|c| invited(c)).cloned().collect();
+        let layout = run.layout.iter().filter(|c| invited(c)).cloned().collect();
         Meeting {
             mode: plan.mode,
             starts_at: plan.starts_at,
             late_after: plan.late_after,
-            opened: false,
+            reconnect_grace: plan.reconnect_grace,
+            opened: run.opened,
             sites,
-            floor: None,
-            queue: VecDeque::new(),
-            layout: Vec::new(),
+            floor,
+            queue,
+            layout,
             speaker: ActiveSpeaker::default(),
+            stored_run: run,
             outputs: VecDeque::new(),
         }
     }
@@ -241,10 +305,14 @@ impl Meeting {
             .sites
             .get_mut(site)
             .ok_or_else(|| MeetingError::NotInvited(site.to_owned()))?;
+        // A site that was in and lost its connection, or whose new connection overtook
+        // its old one, takes its seat again without waiting in the lobby.
+        let mut returning = state.lost_at.take().is_some();
         if let Some(old) = state.connection.take() {
+            returning |= old.admitted;
             self.outputs.push_back(Output::Replaced { peer: old.peer });
         }
-        let enters = opened || state.role != Role::Participant;
+        let enters = opened || state.role != Role::Participant || returning;
         state.connection = Some(Connection {
             peer,
             admitted: false,
@@ -282,14 +350,16 @@ impl Meeting {
                 name: name.to_owned(),
                 role: Role::Observer,
                 connection: None,
+                lost_at: None,
                 attendance: AttendanceRecord::not_called(),
                 muted_by_chair: false,
             });
         self.connect(site, peer, now)
     }
 
-    /// A site's connection ended. Ignored if a newer connection replaced it.
-    pub fn disconnect(&mut self, site: &str, peer: PeerId, now: Millis) {
+    /// A site's connection ended, as `departure` says. Ignored if a newer connection
+    /// replaced it.
+    pub fn disconnect(&mut self, site: &str, peer: PeerId, departure: Departure, now: Millis) {
         let Some(state) = self.sites.get_mut(site) else {
             return;
         };
@@ -299,9 +369,31 @@ impl Meeting {
         }
         let was_in = state.connection.as_ref().is_some_and(|c| c.admitted);
         state.connection = None;
-        if was_in && state.role != Role::Observer {
+        if was_in && state.role != Role::Observer && departure == Departure::Lost {
+            // The seat waits: roll call, floor and queue stay until the grace runs out.
+            state.lost_at = Some(now);
+            tracing::debug!(site, "lost; holding its seat");
+        } else {
+            self.leave_seat(site, now);
+        }
+        self.changed(now);
+    }
+
+    /// The site is gone for good as of `at`: the roll call says `left` (if it was in),
+    /// and it gives up its place in the floor queue and the floor.
+    fn leave_seat(&mut self, site: &str, at: Millis) {
+        let Some(state) = self.sites.get_mut(site) else {
+            return;
+        };
+        state.lost_at = None;
+        let on_roll = state.attendance.joined_at.is_some()
+            && matches!(
+                state.attendance.status,
+                AttendanceStatus::Present | AttendanceStatus::Late
+            );
+        if on_roll && state.role != Role::Observer {
             state.attendance.status = AttendanceStatus::Left;
-            state.attendance.left_at = Some(now);
+            state.attendance.left_at = Some(at);
             let record = state.attendance.clone();
             self.outputs.push_back(Output::Attendance {
                 site: site.to_owned(),
@@ -312,7 +404,6 @@ impl Meeting {
         if self.floor.as_deref() == Some(site) {
             self.floor = None;
         }
-        self.changed(now);
     }
 
     /// `by` asks for `action`.
@@ -403,7 +494,7 @@ impl Meeting {
                     .sites
                     .get_mut(&site)
                     .ok_or_else(|| MeetingError::NotInvited(site.clone()))?;
-                if state.connection.is_some() {
+                if state.connection.is_some() || state.lost_at.is_some() {
                     return Err(MeetingError::Present(site));
                 }
                 state.attendance.status = AttendanceStatus::Absent;
@@ -438,14 +529,34 @@ impl Meeting {
 
     /// When [`Meeting::handle_timeout`] must next be called, if anything waits on time.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.speaker.poll_timeout()
+        let seats = self
+            .sites
+            .values()
+            .filter_map(|s| s.lost_at)
+            .map(|at| at + self.reconnect_grace);
+        seats.chain(self.speaker.poll_timeout()).min()
     }
 
-    /// Time passed: a site may take over as the speaker, or a silent speaker go.
+    /// Time passed: a site may take over as the speaker, a silent speaker go, or a lost
+    /// site's seat be given up.
     pub fn handle_timeout(&mut self, now: Millis) {
         if self.speaker.handle_timeout(now) {
             self.speaker_changed();
         }
+        let expired: Vec<(String, Millis)> = self
+            .sites
+            .iter()
+            .filter_map(|(code, s)| Some((code.clone(), s.lost_at?)))
+            .filter(|(_, at)| at + self.reconnect_grace <= now)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for (site, lost_at) in expired {
+            tracing::debug!(site, "did not reconnect in time; left");
+            self.leave_seat(&site, lost_at);
+        }
+        self.changed(now);
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -468,6 +579,7 @@ impl Meeting {
                     name: s.name.clone(),
                     role: s.role,
                     connected: s.connection.is_some(),
+                    reconnecting: s.lost_at.is_some(),
                     in_lobby: s.connection.as_ref().is_some_and(|c| !c.admitted),
                     muted_by_chair: s.muted_by_chair,
                     attendance: s.attendance.clone(),
@@ -601,7 +713,28 @@ impl Meeting {
             self.announce_speaker();
         }
         self.reconcile();
+        let run = self.run_state();
+        if run != self.stored_run {
+            self.stored_run = run.clone();
+            self.outputs.push_back(Output::Run(run));
+        }
         self.outputs.push_back(Output::StateChanged);
+    }
+
+    /// The chair's decisions as they stand, for storing.
+    fn run_state(&self) -> RunState {
+        RunState {
+            opened: self.opened,
+            floor: self.floor.clone(),
+            queue: self.queue.iter().cloned().collect(),
+            layout: self.layout.clone(),
+            muted: self
+                .sites
+                .iter()
+                .filter(|(_, s)| s.muted_by_chair)
+                .map(|(code, _)| code.clone())
+                .collect(),
+        }
     }
 
     /// The active speaker changed: the main screen may follow, and everyone is told.
@@ -657,6 +790,7 @@ mod tests {
 
     const START: Millis = 1_000_000;
     const MINUTE: Millis = 60_000;
+    const GRACE: Millis = 45_000;
 
     fn plan(mode: FloorMode) -> MeetingPlan {
         let site = |code: &str, role| InvitedSite {
@@ -668,12 +802,14 @@ mod tests {
             mode,
             starts_at: START,
             late_after: 5 * MINUTE,
+            reconnect_grace: GRACE,
             sites: vec![
                 site("cao-bang", Role::Chair),
                 site("ha-quang", Role::Participant),
                 site("tra-linh", Role::Participant),
                 site("it", Role::Observer),
             ],
+            resume: Resume::default(),
         }
     }
 
@@ -702,7 +838,7 @@ mod tests {
 
     #[test]
     fn participants_wait_in_the_lobby_until_opened_or_admitted() {
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         assert_eq!(
             meeting.connect("ha-quang", PeerId(2), START - MINUTE),
             Ok(Entry::Lobby)
@@ -765,7 +901,7 @@ mod tests {
             peer: PeerId(2)
         }));
         // After opening, newcomers enter at once.
-        meeting.disconnect("ha-quang", PeerId(2), START + MINUTE);
+        meeting.disconnect("ha-quang", PeerId(2), Departure::Left, START + MINUTE);
         assert_eq!(
             meeting.connect("ha-quang", PeerId(5), START + 2 * MINUTE),
             Ok(Entry::Admitted)
@@ -774,7 +910,7 @@ mod tests {
 
     #[test]
     fn roll_call_records_present_late_left_and_absent() {
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         meeting
             .act("cao-bang", Action::Open, START - 10 * MINUTE)
             .unwrap();
@@ -786,7 +922,7 @@ mod tests {
             .connect("tra-linh", PeerId(3), START + 6 * MINUTE)
             .unwrap();
         assert_eq!(status(&meeting, "tra-linh"), AttendanceStatus::Late);
-        meeting.disconnect("ha-quang", PeerId(2), START + 30 * MINUTE);
+        meeting.disconnect("ha-quang", PeerId(2), Departure::Left, START + 30 * MINUTE);
         assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::Left);
         let saved = drain(&mut meeting);
         assert!(saved.contains(&Output::Attendance {
@@ -819,7 +955,7 @@ mod tests {
             ),
             Err(MeetingError::Present("tra-linh".into()))
         );
-        meeting.disconnect("tra-linh", PeerId(3), START + 50 * MINUTE);
+        meeting.disconnect("tra-linh", PeerId(3), Departure::Left, START + 50 * MINUTE);
         assert_eq!(
             meeting.act(
                 "cao-bang",
@@ -853,7 +989,7 @@ mod tests {
 
     #[test]
     fn in_chair_mode_only_the_chair_and_the_floor_holder_are_heard() {
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         meeting.act("cao-bang", Action::Open, START).unwrap();
         meeting.connect("ha-quang", PeerId(2), START).unwrap();
@@ -931,13 +1067,13 @@ mod tests {
         assert_eq!(gate(&drain(&mut meeting), 2), Some(false));
 
         // Leaving drops the site from the queue.
-        meeting.disconnect("tra-linh", PeerId(3), START);
+        meeting.disconnect("tra-linh", PeerId(3), Departure::Left, START);
         assert!(meeting.snapshot().queue.is_empty());
     }
 
     #[test]
     fn in_open_mode_everyone_is_heard_unless_muted() {
-        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        let mut meeting = Meeting::new(plan(FloorMode::Open), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         meeting.act("cao-bang", Action::Open, START).unwrap();
         meeting.connect("ha-quang", PeerId(2), START).unwrap();
@@ -963,7 +1099,7 @@ mod tests {
 
     #[test]
     fn layout_holds_up_to_four_distinct_invited_sites() {
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         let check = |meeting: &mut Meeting, sites: &[&str], ok: bool| {
             let sites = sites.iter().map(|s| s.to_string()).collect();
             let result = meeting.act("cao-bang", Action::SetLayout { sites }, START);
@@ -992,14 +1128,14 @@ mod tests {
 
     #[test]
     fn a_new_connection_of_a_site_replaces_the_old_one() {
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         drain(&mut meeting);
         meeting.connect("cao-bang", PeerId(7), START).unwrap();
         let outputs = drain(&mut meeting);
         assert!(outputs.contains(&Output::Replaced { peer: PeerId(1) }));
         // The old connection's end changes nothing.
-        meeting.disconnect("cao-bang", PeerId(1), START);
+        meeting.disconnect("cao-bang", PeerId(1), Departure::Left, START);
         assert!(
             meeting
                 .snapshot()
@@ -1028,7 +1164,7 @@ mod tests {
     #[test]
     fn each_site_receives_what_the_floor_and_layout_call_for() {
         use MediaKind::{Audio, Video};
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         meeting.act("cao-bang", Action::Open, START).unwrap();
         meeting.connect("ha-quang", PeerId(2), START).unwrap();
@@ -1082,7 +1218,7 @@ mod tests {
 
     #[test]
     fn an_uninvited_observer_watches_and_is_never_heard() {
-        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        let mut meeting = Meeting::new(plan(FloorMode::Open), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         assert_eq!(
             meeting.connect("chinh-phu", PeerId(5), START),
@@ -1113,7 +1249,7 @@ mod tests {
 
     /// The chair, two communes and IT in an open meeting, everyone in.
     fn open_meeting() -> Meeting {
-        let mut meeting = Meeting::new(plan(FloorMode::Open));
+        let mut meeting = Meeting::new(plan(FloorMode::Open), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         meeting.act("cao-bang", Action::Open, START).unwrap();
         meeting.connect("ha-quang", PeerId(2), START).unwrap();
@@ -1189,7 +1325,7 @@ mod tests {
     #[test]
     fn in_chair_mode_only_those_heard_can_be_the_active_speaker() {
         use MediaKind::{Audio, Video};
-        let mut meeting = Meeting::new(plan(FloorMode::Chair));
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
         meeting.connect("cao-bang", PeerId(1), START).unwrap();
         meeting.act("cao-bang", Action::Open, START).unwrap();
         meeting.connect("ha-quang", PeerId(2), START).unwrap();
@@ -1271,7 +1407,231 @@ mod tests {
             Some("tra-linh")
         );
         drain(&mut meeting);
-        meeting.disconnect("tra-linh", PeerId(3), t + 7_000);
+        meeting.disconnect("tra-linh", PeerId(3), Departure::Left, t + 7_000);
         assert_eq!(speakers(&drain(&mut meeting)), vec![None]);
+    }
+    fn site<'a>(meeting: &'a Meeting, code: &str) -> SiteSnapshot {
+        meeting
+            .snapshot()
+            .sites
+            .into_iter()
+            .find(|s| s.code == code)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lost_site_keeps_its_seat_floor_and_roll_call_until_the_grace_runs_out() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        // Admitted one by one, not by opening: a returning site must not need it again.
+        for code in ["ha-quang", "tra-linh"] {
+            let admit = Action::Admit { site: code.into() };
+            meeting.act("cao-bang", admit, START).unwrap();
+        }
+        let grant = Action::GrantFloor {
+            site: "ha-quang".into(),
+        };
+        meeting.act("cao-bang", grant, START).unwrap();
+        meeting
+            .act("tra-linh", Action::RequestFloor, START)
+            .unwrap();
+        drain(&mut meeting);
+
+        let lost = START + MINUTE;
+        meeting.disconnect("ha-quang", PeerId(2), Departure::Lost, lost);
+        let outputs = drain(&mut meeting);
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Attendance { .. }))
+        );
+        let shown = site(&meeting, "ha-quang");
+        assert!(shown.reconnecting && !shown.connected);
+        assert_eq!(shown.attendance.status, AttendanceStatus::Present);
+        assert_eq!(meeting.snapshot().floor.as_deref(), Some("ha-quang"));
+        assert_eq!(meeting.poll_timeout(), Some(lost + GRACE));
+        // Absent it is not: it is on its way back.
+        let absent = Action::MarkAbsent {
+            site: "ha-quang".into(),
+            reason: "?".into(),
+        };
+        assert_eq!(
+            meeting.act("cao-bang", absent, lost),
+            Err(MeetingError::Present("ha-quang".into()))
+        );
+
+        // Back within the grace: straight in, same seat, same floor, same roll call.
+        let back = lost + 30_000;
+        meeting.handle_timeout(back);
+        assert_eq!(
+            meeting.connect("ha-quang", PeerId(5), back),
+            Ok(Entry::Admitted)
+        );
+        let outputs = drain(&mut meeting);
+        assert!(outputs.contains(&Output::Admit {
+            site: "ha-quang".into(),
+            peer: PeerId(5)
+        }));
+        assert_eq!(
+            gate(&outputs, 5),
+            Some(true),
+            "the floor holder is heard again"
+        );
+        let shown = site(&meeting, "ha-quang");
+        assert!(shown.connected && !shown.reconnecting);
+        assert_eq!(shown.attendance.joined_at, Some(START));
+        assert_eq!(shown.attendance.status, AttendanceStatus::Present);
+        assert_eq!(meeting.snapshot().floor.as_deref(), Some("ha-quang"));
+
+        // tra-linh is lost too and does not come back: left as of when it was lost, and
+        // its request for the floor goes with it.
+        meeting.disconnect("tra-linh", PeerId(3), Departure::Lost, back);
+        meeting.handle_timeout(back + GRACE - 1);
+        assert!(site(&meeting, "tra-linh").reconnecting);
+        assert_eq!(meeting.snapshot().queue, ["tra-linh"]);
+        meeting.handle_timeout(back + GRACE);
+        let outputs = drain(&mut meeting);
+        assert!(outputs.contains(&Output::Attendance {
+            site: "tra-linh".into(),
+            record: AttendanceRecord {
+                status: AttendanceStatus::Left,
+                joined_at: Some(START),
+                left_at: Some(back),
+                reason: None,
+            }
+        }));
+        assert!(!site(&meeting, "tra-linh").reconnecting);
+        assert!(meeting.snapshot().queue.is_empty());
+        assert_eq!(meeting.poll_timeout(), None);
+        // Now it waits in the lobby like any newcomer to an unopened meeting.
+        assert_eq!(
+            meeting.connect("tra-linh", PeerId(6), back + GRACE),
+            Ok(Entry::Lobby)
+        );
+    }
+
+    #[test]
+    fn a_site_that_leaves_gives_up_its_seat_at_once() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        let grant = Action::GrantFloor {
+            site: "ha-quang".into(),
+        };
+        meeting.act("cao-bang", grant, START).unwrap();
+        meeting.disconnect("ha-quang", PeerId(2), Departure::Left, START + MINUTE);
+        assert_eq!(status(&meeting, "ha-quang"), AttendanceStatus::Left);
+        assert!(!site(&meeting, "ha-quang").reconnecting);
+        assert_eq!(meeting.snapshot().floor, None);
+        // An observer lost holds no seat.
+        meeting.connect("it", PeerId(4), START).unwrap();
+        meeting.disconnect("it", PeerId(4), Departure::Lost, START + MINUTE);
+        assert!(!site(&meeting, "it").reconnecting);
+    }
+
+    #[test]
+    fn the_chairs_decisions_are_handed_out_for_storing_and_resume_after_a_restart() {
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting
+            .connect("tra-linh", PeerId(3), START + 6 * MINUTE)
+            .unwrap();
+        let grant = Action::GrantFloor {
+            site: "ha-quang".into(),
+        };
+        meeting.act("cao-bang", grant, START).unwrap();
+        let mute = Action::Mute {
+            site: "tra-linh".into(),
+        };
+        meeting.act("cao-bang", mute, START).unwrap();
+        let layout = Action::SetLayout {
+            sites: vec!["ha-quang".into()],
+        };
+        meeting.act("cao-bang", layout, START).unwrap();
+        let outputs = drain(&mut meeting);
+        let stored = outputs
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::Run(run) => Some(run.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            stored,
+            RunState {
+                opened: true,
+                floor: Some("ha-quang".into()),
+                queue: vec![],
+                layout: vec!["ha-quang".into()],
+                muted: vec!["tra-linh".into()],
+            }
+        );
+        // Nothing changed, nothing to store.
+        meeting.act("cao-bang", Action::RevokeFloor, START).unwrap();
+        meeting
+            .act(
+                "cao-bang",
+                Action::GrantFloor {
+                    site: "ha-quang".into(),
+                },
+                START,
+            )
+            .unwrap();
+        let run_outputs = drain(&mut meeting)
+            .into_iter()
+            .filter(|o| matches!(o, Output::Run(_)))
+            .count();
+        assert_eq!(run_outputs, 2);
+
+        // The server restarts: the roll call and the run state come from the store.
+        let records: Vec<(String, AttendanceRecord)> = meeting
+            .snapshot()
+            .sites
+            .iter()
+            .map(|s| (s.code.clone(), s.attendance.clone()))
+            .collect();
+        let restart = START + 20 * MINUTE;
+        let mut resumed_plan = plan(FloorMode::Chair);
+        resumed_plan.resume = Resume {
+            run: Some(stored.clone()),
+            attendance: records,
+        };
+        let mut resumed = Meeting::new(resumed_plan, restart);
+        let snapshot = resumed.snapshot();
+        assert!(snapshot.opened);
+        assert_eq!(snapshot.floor.as_deref(), Some("ha-quang"));
+        assert_eq!(snapshot.layout, ["ha-quang"]);
+        for code in ["cao-bang", "ha-quang", "tra-linh"] {
+            assert!(site(&resumed, code).reconnecting, "{code} holds its seat");
+        }
+        assert!(site(&resumed, "tra-linh").muted_by_chair);
+        assert_eq!(
+            site(&resumed, "tra-linh").attendance.status,
+            AttendanceStatus::Late
+        );
+        assert_eq!(resumed.poll_timeout(), Some(restart + GRACE));
+
+        // The sites come back and find everything as it was.
+        resumed
+            .connect("cao-bang", PeerId(11), restart + 2_000)
+            .unwrap();
+        resumed
+            .connect("ha-quang", PeerId(12), restart + 2_000)
+            .unwrap();
+        let outputs = drain(&mut resumed);
+        assert_eq!(gate(&outputs, 12), Some(true));
+        assert_eq!(site(&resumed, "ha-quang").attendance.joined_at, Some(START));
+        // Nothing the chair decided changed, so nothing is stored again.
+        assert!(!outputs.iter().any(|o| matches!(o, Output::Run(_))));
+        // tra-linh never comes back: left as of the restart.
+        resumed.handle_timeout(restart + GRACE);
+        assert_eq!(status(&resumed, "tra-linh"), AttendanceStatus::Left);
+        assert_eq!(site(&resumed, "tra-linh").attendance.left_at, Some(restart));
     }
 }

@@ -21,7 +21,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::AppState;
 use crate::admission::now_millis;
 use crate::line_test::{LineTestRecord, result_message};
-use crate::meeting::{Action, Entry, Meeting, MeetingError, MeetingPlan, Output, Snapshot};
+use crate::meeting::{
+    Action, Departure, Entry, Meeting, MeetingError, MeetingPlan, Output, RunState, Snapshot,
+};
 use crate::model::{AttendanceRecord, Millis, Role};
 use crate::protocol::{
     AttendanceState, ErrorCode, MeetingSite, MeetingState, ProtocolError, ServerMessage,
@@ -42,18 +44,25 @@ pub(crate) struct Admission {
     pub line_tests: Vec<LineTestRecord>,
 }
 
-/// A roll-call record for the store's writer.
-#[derive(Debug, Clone)]
-pub(crate) struct AttendanceWrite {
-    pub meeting_id: String,
-    pub site: String,
-    pub record: AttendanceRecord,
+/// What the store's writer is handed, in the order the meetings decided it.
+#[derive(Debug)]
+pub(crate) enum MeetingWrite {
+    /// A roll-call record.
+    Attendance {
+        meeting_id: String,
+        site: String,
+        record: AttendanceRecord,
+    },
+    /// What the chair decided, so that a restart resumes it.
+    Run { meeting_id: String, run: RunState },
+    /// Everything before this is written: say so (a server stopping waits for it).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 pub(crate) struct Meetings {
     inner: Mutex<HashMap<String, Running>>,
     sfu: SfuHandle,
-    attendance: UnboundedSender<AttendanceWrite>,
+    writes: UnboundedSender<MeetingWrite>,
     /// Wakes the clock task when a meeting's timeout moved.
     clock: Arc<Notify>,
 }
@@ -84,11 +93,11 @@ struct Link {
 }
 
 impl Meetings {
-    pub(crate) fn new(sfu: SfuHandle, attendance: UnboundedSender<AttendanceWrite>) -> Meetings {
+    pub(crate) fn new(sfu: SfuHandle, writes: UnboundedSender<MeetingWrite>) -> Meetings {
         Meetings {
             inner: Mutex::new(HashMap::new()),
             sfu,
-            attendance,
+            writes,
             clock: Arc::new(Notify::new()),
         }
     }
@@ -106,7 +115,7 @@ impl Meetings {
         let running = inner
             .entry(admission.meeting_id.clone())
             .or_insert_with(|| Running {
-                core: Meeting::new(admission.plan.clone()),
+                core: Meeting::new(admission.plan.clone(), now),
                 timeout: None,
                 links: HashMap::new(),
                 line_tests: HashMap::new(),
@@ -163,14 +172,21 @@ impl Meetings {
         result.map_err(refusal)
     }
 
-    /// A site's session ended.
-    pub(crate) fn disconnect(&self, meeting_id: &str, site: &str, peer: PeerId, now: Millis) {
+    /// A site's session ended, as `departure` says.
+    pub(crate) fn disconnect(
+        &self,
+        meeting_id: &str,
+        site: &str,
+        peer: PeerId,
+        departure: Departure,
+        now: Millis,
+    ) {
         let mut inner = self.lock();
         let Some(running) = inner.get_mut(meeting_id) else {
             return;
         };
         running.links.remove(&peer);
-        running.core.disconnect(site, peer, now);
+        running.core.disconnect(site, peer, departure, now);
         self.dispatch(meeting_id, running);
     }
 
@@ -278,10 +294,16 @@ impl Meetings {
                     }
                 }
                 Output::Attendance { site, record } => {
-                    let _ = self.attendance.send(AttendanceWrite {
+                    let _ = self.writes.send(MeetingWrite::Attendance {
                         meeting_id: meeting_id.to_owned(),
                         site,
                         record,
+                    });
+                }
+                Output::Run(run) => {
+                    let _ = self.writes.send(MeetingWrite::Run {
+                        meeting_id: meeting_id.to_owned(),
+                        run,
                     });
                 }
                 Output::StateChanged => changed = true,
@@ -379,6 +401,7 @@ fn state_message(
                 name: site.name.clone(),
                 role: role_name(site.role).to_owned(),
                 connected: site.connected,
+                reconnecting: site.reconnecting,
                 in_lobby: site.in_lobby,
                 muted_by_chair: site.muted_by_chair,
                 attendance: AttendanceState {

@@ -208,6 +208,11 @@ pub enum ServerMessage {
     },
     /// The line test's verdict and figures; the server closes the socket after it.
     LineTestResult(LineTestResult),
+    /// The server is stopping (to restart): it closes the socket next. The client keeps
+    /// its seat by joining again, the first time after about `retry_after_ms`.
+    ServerStopping {
+        retry_after_ms: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -251,6 +256,8 @@ pub struct MeetingSite {
     pub name: String,
     pub role: String,
     pub connected: bool,
+    /// Its connection was lost and it holds its seat while it reconnects.
+    pub reconnecting: bool,
     pub in_lobby: bool,
     pub muted_by_chair: bool,
     pub attendance: AttendanceState,

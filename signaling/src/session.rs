@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cau_sfu::{Command, GoneReason, PeerEvent, PeerId, RoomId, SfuError};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::{Instant, interval_at, sleep_until};
@@ -17,7 +17,7 @@ use tokio::time::{Instant, interval_at, sleep_until};
 use crate::AppState;
 use crate::admission::now_millis;
 use crate::limits::MessageRate;
-use crate::meeting::{Action, Entry};
+use crate::meeting::{Action, Departure, Entry};
 use crate::meetings::{Admission, role_name};
 use crate::protocol::{
     ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, MeetingRef, ProtocolError, RoomName,
@@ -40,9 +40,60 @@ pub(crate) enum Outbound {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the server pings, so a healthy but quiet browser never looks idle.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// The close code a client gives when it closes its socket to connect again (its media
+/// failed, say): the site is then lost, not gone, and keeps its seat. Any other close
+/// frame is the site leaving (the page closed). docs/signaling.md.
+const CLOSE_TO_RECONNECT: u16 = 4000;
+/// The close code of a server that is stopping to restart (RFC 6455, "service restart").
+const CLOSE_SERVER_RESTART: u16 = 1012;
+/// When a stopping server suggests clients try again.
+const RETRY_AFTER_STOP: Duration = Duration::from_secs(1);
+
+/// Every live session, counted, and the signal that the server is stopping.
+pub(crate) struct Sessions {
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Counts one session while it lives.
+pub(crate) struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Sessions {
+    pub(crate) fn new() -> Sessions {
+        Sessions {
+            live: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    fn count(&self) -> Counted {
+        self.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Counted(self.live.clone())
+    }
+
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells every session that the server is stopping; each tells its client and ends.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Runs a session until it ends. `address` is the client's, for the limits it counts against.
 pub async fn run(socket: WebSocket, state: Arc<AppState>, address: IpAddr) {
+    let _counted = state.sessions.count();
     let (outbox, inbox) = unbounded_channel();
     let mut session = Session {
         socket,
@@ -96,9 +147,25 @@ struct Seat {
 
 /// Why a session ended, which decides what the others are told.
 enum End {
+    /// The site said `leave`.
     Left,
+    /// The browser closed the socket (its page closed).
+    Closed,
+    /// The connection was lost: an error, silence, or a client closing to reconnect.
     Disconnected,
     MediaGone(GoneReason),
+    /// The server is stopping: the site will be back once it runs again.
+    ServerStopping,
+}
+
+impl End {
+    /// What the meeting makes of it: only a site that meant to go gives up its seat.
+    fn departure(&self) -> Departure {
+        match self {
+            End::Left | End::Closed => Departure::Left,
+            End::Disconnected | End::MediaGone(_) | End::ServerStopping => Departure::Lost,
+        }
+    }
 }
 
 /// What handling one step decided.
@@ -111,8 +178,16 @@ impl Session {
     async fn serve(&mut self) -> End {
         let mut pings = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
         let mut idle_deadline = Instant::now() + IDLE_TIMEOUT;
+        let mut stopping = self.state.sessions.stopping();
         loop {
             let flow = tokio::select! {
+                // The sender lives in the state this session holds, so waiting ends only
+                // when the server stops.
+                _ = async { stopping.wait_for(|stopping| *stopping).await.is_ok() } => {
+                    let retry_after_ms = RETRY_AFTER_STOP.as_millis() as u64;
+                    self.send(&ServerMessage::ServerStopping { retry_after_ms }).await;
+                    Flow::Stop(End::ServerStopping)
+                }
                 frame = self.socket.recv() => {
                     idle_deadline = Instant::now() + IDLE_TIMEOUT;
                     match frame {
@@ -155,7 +230,14 @@ impl Session {
                     ))
                     .await;
             }
-            Message::Close(_) => return Flow::Stop(End::Disconnected),
+            Message::Close(frame) => {
+                let reconnecting = frame.is_some_and(|f| f.code == CLOSE_TO_RECONNECT);
+                return Flow::Stop(if reconnecting {
+                    End::Disconnected
+                } else {
+                    End::Closed
+                });
+            }
             Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
         };
         let limit = self.state.config.limits.max_message_bytes;
@@ -588,10 +670,21 @@ impl Session {
     }
 
     async fn cleanup(mut self, end: End) {
+        if let End::ServerStopping = end {
+            // Nobody left: the roll call, the rooms and the line monitor keep the sites
+            // as they are, so that a restarted server resumes them. The process is
+            // about to go, and the SFU with it.
+            let frame = CloseFrame {
+                code: CLOSE_SERVER_RESTART,
+                reason: Utf8Bytes::from_static("server restarting"),
+            };
+            let _ = self.socket.send(Message::Close(Some(frame))).await;
+            return;
+        }
         if let (Some(seat), Some(joined)) = (&self.seat, &self.joined) {
-            let ending = match end {
-                End::Left => crate::monitor::Ending::Left,
-                End::Disconnected | End::MediaGone(_) => crate::monitor::Ending::Dropped,
+            let ending = match end.departure() {
+                Departure::Left => crate::monitor::Ending::Left,
+                Departure::Lost => crate::monitor::Ending::Dropped,
             };
             let site = &seat.admission.site_code;
             self.state.monitor.ended(site, joined.peer, ending);
@@ -601,6 +694,7 @@ impl Session {
                 &seat.admission.meeting_id,
                 &seat.admission.site_code,
                 seat.peer,
+                end.departure(),
                 now_millis(),
             );
         }
@@ -610,7 +704,9 @@ impl Session {
         };
         let (reason, sfu_knows) = match end {
             End::Left => (LeaveReason::Left, false),
-            End::Disconnected => (LeaveReason::Disconnected, false),
+            End::Closed | End::Disconnected | End::ServerStopping => {
+                (LeaveReason::Disconnected, false)
+            }
             // The SFU dropped the peer itself and needs no removal.
             End::MediaGone(GoneReason::Timeout) => (LeaveReason::Timeout, true),
             End::MediaGone(GoneReason::MediaFailed) => (LeaveReason::Disconnected, true),

@@ -25,6 +25,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::directory::DirectoryError;
 use crate::line_test::{Figures, LineTestRecord, Reason, ReasonCode, Verdict};
+use crate::meeting::RunState;
 use crate::model::{
     AttendanceRecord, AttendanceStatus, FloorMode, InputError, Invitation, MAX_REASON_CHARS,
     Meeting, MeetingDraft, MeetingId, MeetingStatus, Millis, Role, Site, SiteAttendance, SiteCode,
@@ -716,6 +717,65 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    // ---- Running meetings ----
+
+    /// Stores what the chair of a running meeting has decided, replacing the previous.
+    pub async fn save_meeting_run(
+        &self,
+        meeting: &MeetingId,
+        run: &RunState,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let join = |codes: &[String]| codes.join(",");
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO meeting_runs (meeting_id, opened, floor, queue, layout, muted, saved_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (meeting_id) DO UPDATE SET opened = excluded.opened, \
+             floor = excluded.floor, queue = excluded.queue, layout = excluded.layout, \
+             muted = excluded.muted, saved_at = excluded.saved_at",
+        )
+        .bind(meeting.as_str())
+        .bind(run.opened)
+        .bind(run.floor.as_deref())
+        .bind(join(&run.queue))
+        .bind(join(&run.layout))
+        .bind(join(&run.muted))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What the chair of `meeting` had decided when it last ran, if it has run.
+    pub async fn meeting_run(&self, meeting: &MeetingId) -> Result<Option<RunState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT opened, floor, queue, layout, muted FROM meeting_runs WHERE meeting_id = $1",
+        )
+        .bind(meeting.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let list = |column: &str| -> Result<Vec<String>, StoreError> {
+            let text: String = row.try_get(column)?;
+            Ok(text
+                .split(',')
+                .filter(|code| !code.is_empty())
+                .map(str::to_owned)
+                .collect())
+        };
+        Ok(Some(RunState {
+            opened: row.try_get("opened")?,
+            floor: row.try_get("floor")?,
+            queue: list("queue")?,
+            layout: list("layout")?,
+            muted: list("muted")?,
+        }))
     }
 
     // ---- Line tests ----

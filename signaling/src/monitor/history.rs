@@ -83,6 +83,8 @@ pub(crate) enum Write {
         raw_cutoff: Millis,
         rollup_cutoff: Millis,
     },
+    /// Everything before this is stored: say so (a server stopping waits for it).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Stores writes until the channel closes. A failed write is logged and dropped: the
@@ -93,7 +95,11 @@ pub(crate) async fn write(pool: SqlitePool, mut writes: UnboundedReceiver<Write>
         if let Err(error) = write_batch(&pool, &batch).await {
             tracing::warn!(%error, "cannot store line history");
         }
-        batch.clear();
+        for write in batch.drain(..) {
+            if let Write::Flush(done) = write {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -155,6 +161,8 @@ async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Err
                 .execute(&mut *tx)
                 .await?;
             }
+            // Answered once the batch it came in is stored.
+            Write::Flush(_) => {}
             Write::Maintain {
                 before,
                 raw_cutoff,

@@ -815,6 +815,14 @@ impl Monitor {
         &self.store
     }
 
+    /// Waits until every line sample, event and alert handed over so far is stored.
+    pub(crate) async fn flush(&self) {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if self.writes.send(Write::Flush(done)).is_ok() {
+            let _ = stored.await;
+        }
+    }
+
     fn apply(&self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
