@@ -66,10 +66,73 @@ export async function runReport(report, limitMs, body) {
   }
 }
 
-/** Launches Chromium with the shared flags and `extraArgs` (such as a fake microphone's file). */
-export async function launchChromium(extraArgs = []) {
+/**
+ * Launches Chromium with the shared flags and `extraArgs` (such as a fake microphone's file).
+ * `executablePath`: another launcher, such as one that starts Chromium in a site's own
+ * network namespace.
+ */
+export async function launchChromium(extraArgs = [], executablePath = CHROMIUM_PATH) {
   const args = [...CHROMIUM_ARGS, ...extraArgs];
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args, timeout: 15_000 });
+  return chromium.launch({ executablePath, headless: true, args, timeout: 15_000 });
+}
+
+/**
+ * Makes `page` note, for every site's tile, when it last showed a new video frame and
+ * when it last received audio packets: `window.cauLastVideo[site]` and
+ * `window.cauLastAudio[site]`, in `Date.now()` time (the same clock as this script's).
+ * A site's tile may be replaced (it reconnected): the newest one is watched.
+ */
+export async function watchMedia(page) {
+  await page.evaluate(() => {
+    if (window.cauLastVideo) return;
+    window.cauLastVideo = {};
+    window.cauLastAudio = {};
+    const hooked = new WeakSet();
+    const audioPackets = new Map();
+    setInterval(async () => {
+      for (const video of document.querySelectorAll('video[data-site]')) {
+        if (hooked.has(video) || typeof video.requestVideoFrameCallback !== 'function') continue;
+        hooked.add(video);
+        const site = video.dataset.site;
+        const onFrame = () => {
+          if (!video.isConnected) return;
+          window.cauLastVideo[site] = Date.now();
+          video.requestVideoFrameCallback(onFrame);
+        };
+        video.requestVideoFrameCallback(onFrame);
+      }
+      const pc = window.cauPeerConnection;
+      if (!pc || pc.connectionState === 'closed') return;
+      const owners = new Map();
+      for (const video of document.querySelectorAll('video[data-site]')) {
+        const track = video.srcObject?.getAudioTracks()[0];
+        if (track) owners.set(track.id, video.dataset.site);
+      }
+      let stats;
+      try {
+        stats = await pc.getStats();
+      } catch {
+        return;
+      }
+      stats.forEach((stat) => {
+        if (stat.type !== 'inbound-rtp' || (stat.kind ?? stat.mediaType) !== 'audio') return;
+        const site = owners.get(stat.trackIdentifier);
+        if (!site) return;
+        const key = `${stat.id}`;
+        const packets = stat.packetsReceived ?? 0;
+        if (packets > (audioPackets.get(key) ?? 0)) window.cauLastAudio[site] = Date.now();
+        audioPackets.set(key, packets);
+      });
+    }, 50);
+  });
+}
+
+/** When `page` last saw `site`'s video and audio, by `watchMedia`. */
+export async function lastMedia(page, site) {
+  return page.evaluate((code) => ({
+    video: window.cauLastVideo?.[code] ?? null,
+    audio: window.cauLastAudio?.[code] ?? null,
+  }), site);
 }
 
 /**

@@ -5,6 +5,8 @@ pub mod client;
 pub mod garbage;
 pub mod http;
 pub mod line_test;
+pub mod netns;
+pub mod process;
 pub mod raw;
 pub mod rest;
 pub mod server;

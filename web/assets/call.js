@@ -18,8 +18,17 @@ import { Signaling } from './signaling.js';
 
 export const $ = (id) => document.getElementById(id);
 
-/** Pauses before reconnecting, by attempt; the last repeats. */
-export const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
+/**
+ * Pauses before reconnecting, by attempt; the last repeats. Short, so that media is
+ * back within a couple of seconds of a line (or the server) coming back; an attempt
+ * against a dead line costs nothing but a failed connect. Jitter is added on top, so
+ * that 58 sites coming back after a restart do not all knock at once.
+ */
+export const RECONNECT_DELAYS_MS = [300, 500];
+export const RECONNECT_JITTER_MS = 200;
+
+/** A media connection `disconnected` this long is given up and the session started afresh. */
+const MEDIA_DISCONNECTED_GRACE_MS = 2000;
 
 /** How often the browser tells the server what its `getStats()` sees. */
 const STATS_INTERVAL_MS = 5000;
@@ -185,7 +194,9 @@ export class Session {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.statsTimer);
-    this.signaling.close();
+    clearTimeout(this.disconnectedTimer);
+    // Not `quiet` means the page will try again: the server keeps the seat meanwhile.
+    this.signaling.close({ reconnecting: !quiet && !this.fatalError });
     if (this.pc) this.pc.close();
     if (!quiet) this.onEnded({ fatalError: this.fatalError });
   }
@@ -252,6 +263,10 @@ export class Session {
       case 'left':
         this.onLeft?.();
         return undefined;
+      case 'server_stopping':
+        // The server restarts: join again once it is back (the page's pauses apply).
+        this.end();
+        return undefined;
       case 'error':
         return this.onErrorMessage(message);
       case 'lobby':
@@ -277,7 +292,13 @@ export class Session {
       if (this.ended) return;
       setConnectionState(pc.connectionState);
       mark(`pc_${pc.connectionState}`);
+      // A line that drops leaves the connection `disconnected`; a stale socket may not
+      // notice for minutes. Start again after a short grace, which a blip survives.
+      clearTimeout(this.disconnectedTimer);
       if (pc.connectionState === 'failed') this.end();
+      if (pc.connectionState === 'disconnected') {
+        this.disconnectedTimer = setTimeout(() => this.end(), MEDIA_DISCONNECTED_GRACE_MS);
+      }
     });
     pc.addEventListener('icecandidate', ({ candidate }) => {
       if (!candidate || !candidate.candidate) return;

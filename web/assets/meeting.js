@@ -13,7 +13,7 @@
 
 import { applyI18n, mountLanguageSwitch, setText } from './i18n.js';
 import {
-  $, RECONNECT_DELAYS_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
+  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
   setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
 
@@ -179,7 +179,8 @@ function startSession(name) {
 
 function scheduleReconnect(name) {
   reconnectAttempt += 1;
-  const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1];
+  const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1]
+    + Math.random() * RECONNECT_JITTER_MS;
   setSignalingState('reconnecting', reconnectAttempt);
   reconnectTimer = setTimeout(() => startSession(name), delay);
 }

@@ -5,6 +5,12 @@
 // must be answered one at a time, and a `participant_joined` must not overtake the
 // `joined` that came before it.
 
+/** A socket not open after this long is given up, so that a dead line is retried soon. */
+const CONNECT_TIMEOUT_MS = 4000;
+/** The close code that tells the server this client will connect again: its site is
+ * then reconnecting and keeps its seat, rather than leaving (docs/signaling.md). */
+export const CLOSE_TO_RECONNECT = 4000;
+
 export class Signaling {
   /**
    * @param {object} handlers
@@ -21,8 +27,19 @@ export class Signaling {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     this.socket = new WebSocket(`${scheme}://${location.host}/ws`);
     this.onState('connecting');
-    this.socket.addEventListener('open', () => this.onState('open'));
-    this.socket.addEventListener('close', () => this.onState('closed'));
+    // A line that drops packets rather than refusing them leaves a socket connecting
+    // for minutes: give up and let the page try again.
+    this.connectTimer = setTimeout(() => {
+      if (this.socket.readyState === WebSocket.CONNECTING) this.onState('closed');
+    }, CONNECT_TIMEOUT_MS);
+    this.socket.addEventListener('open', () => {
+      clearTimeout(this.connectTimer);
+      this.onState('open');
+    });
+    this.socket.addEventListener('close', () => {
+      clearTimeout(this.connectTimer);
+      this.onState('closed');
+    });
     this.socket.addEventListener('message', (event) => this.receive(event.data));
   }
 
@@ -33,10 +50,14 @@ export class Signaling {
     return true;
   }
 
-  /** Close the socket; messages still queued are dropped. */
-  close() {
+  /**
+   * Close the socket; messages still queued are dropped. `reconnecting`: the page will
+   * connect again at once, so the server keeps the site's seat.
+   */
+  close({ reconnecting = false } = {}) {
     this.closedByUs = true;
-    this.socket.close(1000);
+    clearTimeout(this.connectTimer);
+    this.socket.close(reconnecting ? CLOSE_TO_RECONNECT : 1000);
   }
 
   receive(data) {

@@ -23,7 +23,7 @@
 
 import { applyI18n, language, mountLanguageSwitch, onLanguageChange, setText, t } from './i18n.js';
 import {
-  $, RECONNECT_DELAYS_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
+  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
   setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
 import { attachLineTestCard, formatWhen, normaliseLineTest, showReason } from './linetest.js';
@@ -333,7 +333,8 @@ function showLobby(message) {
 
 function scheduleReconnect() {
   reconnectAttempt += 1;
-  const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1];
+  const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1]
+    + Math.random() * RECONNECT_JITTER_MS;
   setSignalingState('reconnecting', reconnectAttempt);
   reconnectTimer = setTimeout(() => startSession(), delay);
 }
@@ -457,6 +458,7 @@ function normaliseState(message) {
       name: String(site.name ?? site.code),
       role: String(site.role ?? 'participant'),
       connected: site.connected === true,
+      reconnecting: site.reconnecting === true,
       in_lobby: site.in_lobby === true,
       muted_by_chair: site.muted_by_chair === true,
       attendance: {
@@ -852,8 +854,15 @@ function makeRow(code) {
 function updateRow(row, site, state, chair) {
   row.element.classList.toggle('connected', site.connected);
   row.element.classList.toggle('has-floor', state.floor === site.code);
-  row.dot.dataset.state = site.in_lobby ? 'lobby' : site.connected ? 'connected' : 'offline';
-  setText(row.dot, site.in_lobby ? 'rollcall.in_lobby' : site.connected ? 'rollcall.online' : 'rollcall.offline');
+  const presence = site.in_lobby ? 'lobby'
+    : site.connected ? 'connected'
+      : site.reconnecting ? 'reconnecting' : 'offline';
+  const presenceText = {
+    lobby: 'rollcall.in_lobby', connected: 'rollcall.online', reconnecting: 'rollcall.reconnecting', offline: 'rollcall.offline',
+  };
+  row.dot.dataset.state = presence;
+  row.element.dataset.presence = presence;
+  setText(row.dot, presenceText[presence]);
   row.name.textContent = site.name;
   row.role.hidden = site.role === 'participant';
   setText(row.role, `role.${site.role}`);
@@ -868,7 +877,7 @@ function updateRow(row, site, state, chair) {
   row.mute.hidden = !chair || isChair || !site.connected || site.in_lobby;
   setText(row.mute, site.muted_by_chair ? 'console.unmute' : 'console.mute');
   row.mute.classList.toggle('off', site.muted_by_chair);
-  row.absent.hidden = !chair || site.connected || isChair;
+  row.absent.hidden = !chair || site.connected || site.reconnecting || isChair;
   renderReadiness(row.line, site.line_test);
 }
 

@@ -40,6 +40,7 @@ mod scheduling_api_validates_and_refuses_conflicts;
 mod secretary_edits_the_site_directory;
 mod secrets_never_reach_the_logs;
 mod site_directory_is_seeded_and_edited;
+mod site_whose_line_drops_keeps_its_seat;
 mod speaking_site_becomes_the_active_speaker;
 mod webrtc_clients_exchange_media;
 mod websocket_from_a_foreign_origin_is_refused;

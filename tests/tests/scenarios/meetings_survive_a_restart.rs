@@ -1,4 +1,6 @@
-//! Meetings, their join links, the roll call and edits to the site directory are all intact after the server is stopped and started again on the same data directory.
+//! Meetings, their join links, the roll call, what the chair decided (the meeting open,
+//! the layout, a muted site) and edits to the site directory are all intact after the
+//! server is stopped and started again on the same data directory.
 
 use std::time::Duration;
 
@@ -53,8 +55,17 @@ async fn meetings_survive_a_restart() -> anyhow::Result<()> {
         )
         .await?;
     wait_for_roll_call(addr, &id, "present").await?;
+    for decision in [
+        json!({"type": "open_meeting"}),
+        json!({"type": "set_layout", "sites": ["ha-quang"]}),
+        json!({"type": "mute_site", "site": "ha-quang"}),
+    ] {
+        chair.send_text(decision.to_string()).await?;
+    }
+    chair.drain(Duration::from_millis(300)).await;
     // The chair leaves: its departure is recorded too, before the server stops.
-    drop(chair);
+    chair.send_text(json!({"type": "leave"}).to_string()).await?;
+    chair.expect_type("left").await?;
     let roll_before = wait_for_roll_call(addr, &id, "left").await?;
 
     let meeting_before = request(addr, "GET", &format!("/api/meetings/{id}"), None)
@@ -96,6 +107,18 @@ async fn meetings_survive_a_restart() -> anyhow::Result<()> {
         .expect_type("joined")
         .await
         .context("the chair's link after the restart")?;
+    // The meeting resumes as the chair left it.
+    let state = chair.expect_type("meeting_state").await?;
+    let ha_quang = state["sites"]
+        .as_array()
+        .and_then(|sites| sites.iter().find(|s| s["code"] == "ha-quang"))
+        .context("ha-quang is not in the meeting's state")?;
+    if state["opened"] != true || state["layout"] != json!(["ha-quang"]) {
+        bail!("the meeting did not resume open with its layout: {state}");
+    }
+    if ha_quang["muted_by_chair"] != true {
+        bail!("ha-quang is no longer muted by the chair: {state}");
+    }
     Ok(())
 }
 
