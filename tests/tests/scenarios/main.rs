@@ -38,6 +38,7 @@ mod province_meets_all_communes;
 mod rooms_are_isolated;
 mod scheduling_api_validates_and_refuses_conflicts;
 mod secretary_edits_the_site_directory;
+mod server_restarts_lose_nothing;
 mod secrets_never_reach_the_logs;
 mod site_directory_is_seeded_and_edited;
 mod site_whose_line_drops_keeps_its_seat;
