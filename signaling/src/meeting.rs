@@ -1410,7 +1410,7 @@ mod tests {
         meeting.disconnect("tra-linh", PeerId(3), Departure::Left, t + 7_000);
         assert_eq!(speakers(&drain(&mut meeting)), vec![None]);
     }
-    fn site<'a>(meeting: &'a Meeting, code: &str) -> SiteSnapshot {
+    fn site(meeting: &Meeting, code: &str) -> SiteSnapshot {
         meeting
             .snapshot()
             .sites

@@ -1300,6 +1300,31 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_meetings_run_state_round_trips_and_is_replaced() {
+        let temp = TempStore::new().await;
+        let store = &temp.store;
+        let id = store
+            .create_meeting(&draft(10, 12, &["quang-lam", "ly-bon"]), 0)
+            .await
+            .unwrap();
+        assert_eq!(store.meeting_run(&id).await.unwrap(), None);
+        let mut run = RunState {
+            opened: true,
+            floor: Some("quang-lam".into()),
+            queue: vec!["ly-bon".into()],
+            layout: vec![],
+            muted: vec!["ly-bon".into(), "quang-lam".into()],
+        };
+        store.save_meeting_run(&id, &run, 1).await.unwrap();
+        assert_eq!(store.meeting_run(&id).await.unwrap().as_ref(), Some(&run));
+        run.floor = None;
+        run.queue.clear();
+        run.layout = vec!["cao-bang".into()];
+        store.save_meeting_run(&id, &run, 2).await.unwrap();
+        assert_eq!(store.meeting_run(&id).await.unwrap(), Some(run));
+    }
+
+    #[tokio::test]
     async fn meeting_rows_round_trip_with_tokens() {
         let temp = TempStore::new().await;
         let store = &temp.store;

@@ -52,8 +52,20 @@ impl SiteNamespace {
         let (line_end, site_end) = (format!("caul{id}"), format!("caus{id}"));
         run(&["ip", "netns", "add", site])?;
         run(&["ip", "netns", "add", line])?;
-        run(&["ip", "link", "add", &server_end, "type", "veth", "peer", "name", uplink])?;
-        run(&["ip", "link", "add", &line_end, "type", "veth", "peer", "name", &site_end])?;
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &server_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            uplink,
+        ])?;
+        run(&[
+            "ip", "link", "add", &line_end, "type", "veth", "peer", "name", &site_end,
+        ])?;
         run(&["ip", "link", "set", uplink, "netns", line])?;
         run(&["ip", "link", "set", &line_end, "netns", line])?;
         run(&["ip", "link", "set", &site_end, "netns", site])?;
@@ -111,7 +123,6 @@ impl SiteNamespace {
         self.wrapper = Some(path.clone());
         Ok(path)
     }
-
 }
 
 fn in_namespace(namespace: &str, command: &[&str]) -> anyhow::Result<()> {
@@ -124,7 +135,9 @@ impl Drop for SiteNamespace {
     fn drop(&mut self) {
         // Deleting the namespaces deletes the pairs with them.
         for namespace in [&self.name, &self.line] {
-            let _ = Command::new("ip").args(["netns", "del", namespace]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", namespace])
+                .status();
         }
         if let Some(wrapper) = &self.wrapper {
             let _ = std::fs::remove_file(wrapper);

@@ -110,7 +110,10 @@ impl ServerProcess {
         let pid = self.child.id().context("the server has already exited")?;
         // SAFETY: kill(2) with a pid this test started and has not yet reaped.
         if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } != 0 {
-            bail!("cannot signal the server: {}", std::io::Error::last_os_error());
+            bail!(
+                "cannot signal the server: {}",
+                std::io::Error::last_os_error()
+            );
         }
         tokio::time::timeout(limit, self.child.wait())
             .await

@@ -64,7 +64,9 @@ async fn meetings_survive_a_restart() -> anyhow::Result<()> {
     }
     chair.drain(Duration::from_millis(300)).await;
     // The chair leaves: its departure is recorded too, before the server stops.
-    chair.send_text(json!({"type": "leave"}).to_string()).await?;
+    chair
+        .send_text(json!({"type": "leave"}).to_string())
+        .await?;
     chair.expect_type("left").await?;
     let roll_before = wait_for_roll_call(addr, &id, "left").await?;
 

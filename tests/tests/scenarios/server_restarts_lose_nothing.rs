@@ -47,11 +47,11 @@ async fn server_restarts_lose_nothing() -> anyhow::Result<()> {
     let base_url = format!("http://{http}");
     let chair_link = link_for(&meeting, "cao-bang")?;
     let commune_link = link_for(&meeting, COMMUNE)?;
-    let mut script =
-        InteractiveScript::start("server-restart.mjs", &[&base_url, &chair_link, &commune_link])?;
-    let before = script
-        .expect("in_meeting", Duration::from_secs(60))
-        .await?;
+    let mut script = InteractiveScript::start(
+        "server-restart.mjs",
+        &[&base_url, &chair_link, &commune_link],
+    )?;
+    let before = script.expect("in_meeting", Duration::from_secs(60)).await?;
     if before["floor"] != COMMUNE || before["attendance"]["status"] != "present" {
         bail!("the commune should be in with the floor: {before}");
     }
@@ -69,7 +69,10 @@ async fn server_restarts_lose_nothing() -> anyhow::Result<()> {
     // A graceful stop: the browsers are told, the records written, the process ends well.
     let status = server.terminate(Duration::from_secs(10)).await?;
     if !status.success() {
-        bail!("the server stopped with {status} after SIGTERM: see {}", log.display());
+        bail!(
+            "the server stopped with {status} after SIGTERM: see {}",
+            log.display()
+        );
     }
     let server = restart(&config_file, http, &log).await?;
     let back = back_in_time(&mut script, "stopped").await?;
@@ -96,10 +99,17 @@ async fn server_restarts_lose_nothing() -> anyhow::Result<()> {
 }
 
 /// Starts the server again on the same ports and data; tells the script once it answers.
-async fn restart(config_file: &Path, http: SocketAddr, log: &Path) -> anyhow::Result<ServerProcess> {
+async fn restart(
+    config_file: &Path,
+    http: SocketAddr,
+    log: &Path,
+) -> anyhow::Result<ServerProcess> {
     let started = Instant::now();
     let server = ServerProcess::start(config_file, http, log).await?;
-    eprintln!("the server answered {} ms after its start", started.elapsed().as_millis());
+    eprintln!(
+        "the server answered {} ms after its start",
+        started.elapsed().as_millis()
+    );
     Ok(server)
 }
 
@@ -109,12 +119,17 @@ async fn back_in_time(script: &mut InteractiveScript, how: &str) -> anyhow::Resu
     script.say("server_back").await?;
     let back = script.expect("back", Duration::from_secs(30)).await?;
     eprintln!("{how}: media back after {}", back["media_back_ms"]);
-    for (what, ms) in back["media_back_ms"].as_object().context("no media figures")? {
-        let ms = ms
-            .as_u64()
-            .with_context(|| format!("after the server was {how}, {what} never came back: {back}"))?;
+    for (what, ms) in back["media_back_ms"]
+        .as_object()
+        .context("no media figures")?
+    {
+        let ms = ms.as_u64().with_context(|| {
+            format!("after the server was {how}, {what} never came back: {back}")
+        })?;
         if ms > BACK_WITHIN_MS {
-            bail!("after the server was {how}, {what} took {ms} ms (at most {BACK_WITHIN_MS}): {back}");
+            bail!(
+                "after the server was {how}, {what} took {ms} ms (at most {BACK_WITHIN_MS}): {back}"
+            );
         }
     }
     Ok(back)
@@ -130,7 +145,9 @@ fn check_same_meeting(back: &Value, joined_at: &Value, how: &str) -> anyhow::Res
         && back["attendance"]["status"] == "present"
         && back["attendance"]["joined_at"] == *joined_at;
     if !same {
-        bail!("after the server was {how} the meeting is not as it was (joined at {joined_at}): {back}");
+        bail!(
+            "after the server was {how} the meeting is not as it was (joined at {joined_at}): {back}"
+        );
     }
     Ok(())
 }

@@ -60,7 +60,9 @@ async fn scenario() -> anyhow::Result<()> {
     )
     .await?;
 
-    let drops = report["drops"].as_array().context("no drops in the report")?;
+    let drops = report["drops"]
+        .as_array()
+        .context("no drops in the report")?;
     if drops.len() != 2 {
         bail!("expected two drops: {report}");
     }
@@ -69,22 +71,33 @@ async fn scenario() -> anyhow::Result<()> {
         let before = &drop["before"];
         let joined_at = &before["attendance"]["joined_at"];
         if before["floor"] != COMMUNE || before["attendance"]["status"] != "present" {
-            bail!("before the {seconds} s drop the commune should be present with the floor: {drop}");
+            bail!(
+                "before the {seconds} s drop the commune should be present with the floor: {drop}"
+            );
         }
         // The chair's roll call while the line is down: reconnecting, never left.
         let during = drop["during"].as_array().context("no observations")?;
         let shown = |presence: &str| during.iter().any(|o| o["presence"] == presence);
         if !shown("reconnecting") || shown("offline") {
-            bail!("during the {seconds} s drop the chair should see the commune reconnecting, never offline: {drop}");
+            bail!(
+                "during the {seconds} s drop the chair should see the commune reconnecting, never offline: {drop}"
+            );
         }
         if during.iter().any(|o| o["status"] != "present") {
             bail!("during the {seconds} s drop the roll call changed: {drop}");
         }
         // Media back within 2 s of the line, every way.
-        for (what, ms) in drop["media_back_ms"].as_object().context("no media figures")? {
-            let ms = ms.as_u64().with_context(|| format!("{what} never came back: {drop}"))?;
+        for (what, ms) in drop["media_back_ms"]
+            .as_object()
+            .context("no media figures")?
+        {
+            let ms = ms
+                .as_u64()
+                .with_context(|| format!("{what} never came back: {drop}"))?;
             if ms > MEDIA_BACK_WITHIN_MS {
-                bail!("after the {seconds} s drop, {what} took {ms} ms (at most {MEDIA_BACK_WITHIN_MS}): {drop}");
+                bail!(
+                    "after the {seconds} s drop, {what} took {ms} ms (at most {MEDIA_BACK_WITHIN_MS}): {drop}"
+                );
             }
         }
         // The same seat: the same roll-call record, and the floor.
@@ -110,7 +123,9 @@ async fn scenario() -> anyhow::Result<()> {
     let first_arrival = drops[0]["before"]["attendance"]["joined_at"]
         .as_i64()
         .context("no first arrival")?;
-    let left_at = line["left_at"].as_str().and_then(|t| parse_time("left_at", t).ok());
+    let left_at = line["left_at"]
+        .as_str()
+        .and_then(|t| parse_time("left_at", t).ok());
     let left_at_the_end = left_at.is_some_and(|t| t >= script_ended - 10_000);
     if line["joined_at"] != format_time(first_arrival) || !left_at_the_end {
         bail!(
