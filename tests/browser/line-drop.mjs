@@ -19,8 +19,9 @@
 
 import { execFileSync } from 'node:child_process';
 import {
-  describePages, lastMedia, launchChromium, openPage, runReport, sleep, watchMedia,
+  describePages, launchChromium, openPage, runReport, sleep,
 } from './common.mjs';
+import { enterWithFloor, mediaBetween } from './chair-and-commune.mjs';
 
 const [baseArgument, chairLink, communeLink, netns, link, launcher, dropsArgument] = process.argv.slice(2);
 if (!dropsArgument) {
@@ -73,48 +74,12 @@ await runReport(report, 40_000 + drops.reduce((sum, s) => sum + s * 1000 + MEDIA
   const pages = { chair: await openPage(chairBrowser, 'chair'), commune: await openPage(communeBrowser, 'commune') };
   let step = 'the commune waits in the lobby';
   try {
-    await pages.commune.goto(autojoin(communeLink), { timeout: 10_000 });
-    await pages.commune.waitForSelector('body[data-lobby="true"]', { timeout: 15_000 });
-    step = 'the chair opens the meeting';
-    await pages.chair.goto(autojoin(chairLink), { timeout: 10_000 });
-    await pages.chair.waitForSelector('#console #open-meeting:not([hidden])', { timeout: 15_000 });
-    await pages.chair.click('#open-meeting', { timeout: 5_000 });
-    const sites = {};
-    for (const [name, page] of Object.entries(pages)) {
-      await page.waitForSelector('body[data-view="meeting-view"][data-site]', { timeout: 15_000 });
-      sites[name] = await page.evaluate(() => document.body.dataset.site);
-    }
+    const sites = await enterWithFloor(pages, autojoin(chairLink), autojoin(communeLink), (now) => {
+      step = now;
+    });
     report.sites = sites;
-
-    step = 'the commune asks for the floor and gets it';
-    await pages.commune.waitForSelector('#floor-button:not([hidden]):not([disabled])', { timeout: 10_000 });
-    await pages.commune.click('#floor-button', { timeout: 5_000 });
-    const grant = `#queue-list button[data-action="grant"][data-for-site="${sites.commune}"]`;
-    await pages.chair.waitForSelector(grant, { timeout: 10_000 });
-    await pages.chair.click(grant, { timeout: 5_000 });
-    await pages.commune.waitForSelector('#own-floor:not([hidden])', { timeout: 10_000 });
-
     step = 'media flows both ways';
-    await watchMedia(pages.chair);
-    await watchMedia(pages.commune);
-    const flowing = async (since) => {
-      const atChair = await lastMedia(pages.chair, sites.commune);
-      const atCommune = await lastMedia(pages.commune, sites.chair);
-      return {
-        chair_sees_commune: atChair.video !== null && atChair.video > since ? atChair.video - since : null,
-        chair_hears_commune: atChair.audio !== null && atChair.audio > since ? atChair.audio - since : null,
-        commune_sees_chair: atCommune.video !== null && atCommune.video > since ? atCommune.video - since : null,
-      };
-    };
-    const waitForMedia = async (since, limitMs) => {
-      const deadline = Date.now() + limitMs;
-      let seen = await flowing(since);
-      while (Object.values(seen).some((v) => v === null) && Date.now() < deadline) {
-        await sleep(50);
-        seen = await flowing(since);
-      }
-      return seen;
-    };
+    const { waitForMedia } = await mediaBetween(pages, sites);
     const first = await waitForMedia(Date.now(), 20_000);
     if (Object.values(first).some((v) => v === null)) throw new Error(`media never flowed: ${JSON.stringify(first)}`);
 
