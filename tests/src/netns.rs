@@ -21,7 +21,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::shaping::run;
 
 /// The server's address, in the test's namespace.
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -143,19 +145,4 @@ impl Drop for SiteNamespace {
             let _ = std::fs::remove_file(wrapper);
         }
     }
-}
-
-fn run(command: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new(command[0])
-        .args(&command[1..])
-        .output()
-        .with_context(|| format!("cannot run {}", command.join(" ")))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed: {}",
-            command.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
 }

@@ -189,7 +189,8 @@ fn rules(direction: Direction) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-fn run(args: &[&str]) -> anyhow::Result<()> {
+/// Runs a command, failing with its error output if it fails.
+pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new(args[0])
         .args(&args[1..])
         .output()
