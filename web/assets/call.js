@@ -27,6 +27,43 @@ export const $ = (id) => document.getElementById(id);
 export const RECONNECT_DELAYS_MS = [300, 500];
 export const RECONNECT_JITTER_MS = 200;
 
+/** While reconnecting, the line to the server is checked this often, each check given up after LINE_CHECK_TIMEOUT_MS. */
+const LINE_CHECK_INTERVAL_MS = 250;
+const LINE_CHECK_TIMEOUT_MS = 1000;
+
+/**
+ * Resolves true once a small request to the server (`/healthz`) gets an answer, with a
+ * new check every 250 ms and a few in flight; or false as soon as `cancelled()` says so.
+ * Why: a WebSocket opened while the line is still down has its first packet lost, TCP
+ * sends it again only after a second or more, and the browser lets only one WebSocket
+ * to a server connect at a time, so every later socket would queue behind it long after
+ * the line came back. Plain requests have no such lock: the page opens its socket once
+ * one of them got through.
+ */
+export function waitForServer(cancelled) {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (value) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(timer);
+      resolve(value);
+    };
+    const check = () => {
+      if (cancelled()) {
+        settle(false);
+        return;
+      }
+      // Any answer will do: it came over the line, from the server.
+      fetch('/healthz', { cache: 'no-store', signal: AbortSignal.timeout(LINE_CHECK_TIMEOUT_MS) })
+        .then(() => settle(!cancelled()))
+        .catch(() => {});
+    };
+    const timer = setInterval(check, LINE_CHECK_INTERVAL_MS);
+    check();
+  });
+}
+
 /** A media connection `disconnected` this long is given up and the session started afresh. */
 const MEDIA_DISCONNECTED_GRACE_MS = 2000;
 

@@ -13,7 +13,7 @@
 
 import { applyI18n, mountLanguageSwitch, setText } from './i18n.js';
 import {
-  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
+  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, waitForServer, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
   setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
 
@@ -37,6 +37,8 @@ let stopMeter = () => {};
 let session = null;
 let reconnectAttempt = 0;
 let reconnectTimer = null;
+/** Counts reconnect waits: see `scheduleReconnect`. */
+let reconnectGeneration = 0;
 /** Remote participants by id: their tiles. */
 const tiles = new TileSet({
   place: (tile) => $('tiles').append(tile.element),
@@ -182,13 +184,18 @@ function scheduleReconnect(name) {
   const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1]
     + Math.random() * RECONNECT_JITTER_MS;
   setSignalingState('reconnecting', reconnectAttempt);
-  reconnectTimer = setTimeout(() => startSession(name), delay);
+  // Each wait is one generation: leaving (or a new wait) makes the older one give up.
+  const generation = ++reconnectGeneration;
+  reconnectTimer = setTimeout(async () => {
+    if (await waitForServer(() => generation !== reconnectGeneration)) startSession(name);
+  }, delay);
 }
 
 /** Leave for good: tell the server, drop media, show the "you have left" view. */
 async function leaveMeeting() {
   clearTimeout(reconnectTimer);
   reconnectTimer = null;
+  reconnectGeneration += 1;
   const current = session;
   session = null;
   if (current) await current.leave();

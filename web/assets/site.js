@@ -23,7 +23,7 @@
 
 import { applyI18n, language, mountLanguageSwitch, onLanguageChange, setText, t } from './i18n.js';
 import {
-  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
+  $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, waitForServer, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
   setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
 } from './call.js';
 import { attachLineTestCard, formatWhen, normaliseLineTest, showReason } from './linetest.js';
@@ -52,6 +52,8 @@ let stopMeter = () => {};
 let session = null;
 let reconnectAttempt = 0;
 let reconnectTimer = null;
+/** Counts reconnect waits: see `scheduleReconnect`. */
+let reconnectGeneration = 0;
 /** Whether the page may leave the microphone on, as last applied; null: not yet decided. */
 let micAllowed = null;
 /** A floor request or cancel is on its way: the button waits for the next state. */
@@ -336,7 +338,11 @@ function scheduleReconnect() {
   const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length) - 1]
     + Math.random() * RECONNECT_JITTER_MS;
   setSignalingState('reconnecting', reconnectAttempt);
-  reconnectTimer = setTimeout(() => startSession(), delay);
+  // Each wait is one generation: leaving (or a new wait) makes the older one give up.
+  const generation = ++reconnectGeneration;
+  reconnectTimer = setTimeout(async () => {
+    if (await waitForServer(() => generation !== reconnectGeneration)) startSession();
+  }, delay);
 }
 
 /** The server refused for good: back to the invitation, or the "left" view, with why. */
@@ -358,6 +364,7 @@ function endForGood(error) {
 async function leaveMeeting() {
   clearTimeout(reconnectTimer);
   reconnectTimer = null;
+  reconnectGeneration += 1;
   const current = session;
   session = null;
   if (current) await current.leave();

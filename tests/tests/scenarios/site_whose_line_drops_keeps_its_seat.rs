@@ -144,7 +144,12 @@ async fn scenario() -> anyhow::Result<()> {
 fn figures(drops: &[Value]) -> String {
     drops
         .iter()
-        .map(|d| format!("{} s drop: {}", d["seconds"], d["media_back_ms"]))
+        .map(|d| {
+            format!(
+                "{} s drop: {}, the commune's states after the line returned: {}",
+                d["seconds"], d["media_back_ms"], d["commune_states"]
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
