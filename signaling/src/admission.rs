@@ -37,7 +37,14 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
             Vec::new()
         }
     };
-    let resume = match resume(&state.store, &meeting.id).await {
+    // Only the admission that starts the meeting's core needs its earlier run: a join
+    // storm into a running meeting reads nothing more.
+    let resume = if state.meetings.is_running(meeting.id.as_str()) {
+        Ok(Resume::default())
+    } else {
+        resume(&state.store, &meeting.id).await
+    };
+    let resume = match resume {
         Ok(resume) => resume,
         Err(error) => {
             // Without it the meeting starts afresh: seats and the chair's decisions of
@@ -74,8 +81,7 @@ pub(crate) async fn admit(state: &AppState, token: &str) -> Result<Admission, Pr
 }
 
 /// What an earlier run of the server stored of the meeting: its roll call and the
-/// chair's decisions. Read on every admission, used only by the first, which starts the
-/// meeting's core.
+/// chair's decisions, for the admission that starts the meeting's core.
 async fn resume(store: &Store, meeting: &MeetingId) -> Result<Resume, StoreError> {
     let attendance = store
         .attendance(meeting)

@@ -152,6 +152,11 @@ impl Meetings {
         entry.map_err(refusal)
     }
 
+    /// Whether the meeting's core is running on this server.
+    pub(crate) fn is_running(&self, meeting_id: &str) -> bool {
+        self.lock().contains_key(meeting_id)
+    }
+
     /// `site` asks for `action`.
     pub(crate) fn act(
         &self,
