@@ -355,6 +355,10 @@ export class Session {
     for (const track of this.stream.getTracks()) {
       pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
     }
+    // A site with neither camera nor microphone (an IT room's PC, a page the browser does
+    // not trust with them) still takes part: its offer needs one media section, or the
+    // browser refuses its own offer, so it offers one that only receives.
+    if (this.stream.getTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.signaling.send({ type: 'offer', sdp: pc.localDescription.sdp });

@@ -11,6 +11,7 @@ mod api_flood_is_answered_with_429_and_retry_after;
 mod bad_signaling_input_disturbs_no_one;
 mod browser_closing_page_is_announced;
 mod browser_runs_the_line_test_from_the_lobby;
+mod browser_without_camera_or_microphone_takes_part;
 mod browsers_follow_the_chairs_floor;
 mod browsers_meet_over_https;
 mod browsers_see_and_hear_each_other;
