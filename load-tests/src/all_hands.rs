@@ -319,6 +319,10 @@ pub struct Report {
     pub late_publisher_ticks: u64,
     /// CPU of this load generator (every simulated site) over the window, in cores.
     pub load_generator_cores: f64,
+    /// The server's resident set and open file descriptors when the window opened and
+    /// when it closed: their drift over a long window (a soak) shows a leak.
+    pub rss_kib_window: (u64, u64),
+    pub open_fds_window: (usize, usize),
     /// UDP drops in this network namespace over the window (run the tool in a namespace
     /// of its own, `unshare -n`, for these to be its own).
     pub udp_drops: UdpDrops,
@@ -361,6 +365,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let own_before = crate::server::cpu_seconds(std::process::id())?;
     let drops_before = UdpDrops::read()?;
     let before = Reading::take(&server).await?;
+    let (rss_start, fds_start) = (server.rss_kib()?, crate::server::open_fds(server.pid)?);
     run.window.open();
     let mut last = before;
     for second in 1..=options.seconds {
@@ -375,7 +380,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             (now.cpu_s - last.cpu_s) / (now.forwarded - last.forwarded).max(1) as f64 * 1e6,
         );
         last = now;
+        // A long window (a soak) also shows how memory and descriptors move.
+        if second % 60 == 0 {
+            eprintln!(
+                "  {second:>5} s: server RSS {} KiB, {} open file descriptors",
+                server.rss_kib()?,
+                crate::server::open_fds(server.pid)?
+            );
+        }
     }
+    let (rss_end, fds_end) = (server.rss_kib()?, crate::server::open_fds(server.pid)?);
     run.window.close();
     let after = Reading::take(&server).await?;
     let udp_drops = UdpDrops::read()?.since(drops_before);
@@ -422,6 +436,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .map(|c| c.late_ticks.load(std::sync::atomic::Ordering::Relaxed))
             .sum(),
         load_generator_cores: round3(load_generator_cores),
+        rss_kib_window: (rss_start, rss_end),
+        open_fds_window: (fds_start, fds_end),
         udp_drops,
     };
     baseline.finish().await;
@@ -456,6 +472,13 @@ fn print_summary(report: &Report, video_pps: f64) {
     println!(
         "  RSS               {} KiB idle, {} KiB loaded: {:.2} MiB per site",
         s.rss_idle_kib, s.rss_loaded_kib, s.rss_mib_per_site
+    );
+    println!(
+        "  over the window   RSS {} -> {} KiB, open file descriptors {} -> {}",
+        report.rss_kib_window.0,
+        report.rss_kib_window.1,
+        report.open_fds_window.0,
+        report.open_fds_window.1
     );
     print_delivery("SFU path   ", &report.sfu_path);
     print_delivery("  communes ", &report.sfu_path_to_communes);

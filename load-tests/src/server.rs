@@ -129,6 +129,13 @@ impl Reading {
     }
 }
 
+/// Open file descriptors of process `pid` (sockets, files, the database), from /proc.
+pub fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .context("reading /proc/<pid>/fd")?
+        .count())
+}
+
 /// Resident set size of process `pid`, from /proc.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
