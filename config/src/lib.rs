@@ -64,6 +64,8 @@ pub struct MediaConfig {
     pub advertised_ip: IpAddr,
     peer_timeout_ms: u64,
     keyframe_request_interval_ms: u64,
+    bandwidth_estimation: bool,
+    initial_estimate_kbps: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +273,11 @@ impl Config {
                 "media.peer_timeout_ms must be at least 1000".into(),
             ));
         }
+        if !(100..=100_000).contains(&self.media.initial_estimate_kbps) {
+            return Err(ConfigError::Invalid(
+                "media.initial_estimate_kbps must be 100 to 100000".into(),
+            ));
+        }
         let m = &self.monitoring;
         if m.stats_interval_ms < 100 || m.sample_interval_s == 0 {
             return Err(ConfigError::Invalid(
@@ -308,6 +315,13 @@ impl MediaConfig {
 
     pub fn keyframe_request_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_request_interval_ms)
+    }
+
+    /// The bandwidth estimate each participant's connection starts from, in bits per
+    /// second, or `None` when bandwidth estimation is off.
+    pub fn initial_estimate(&self) -> Option<u64> {
+        self.bandwidth_estimation
+            .then_some(self.initial_estimate_kbps * 1000)
     }
 }
 

@@ -15,23 +15,42 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::crypto::CryptoProvider;
 use str0m::format::PayloadParams;
 use str0m::ice::StunMessage;
-use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::line_test::{self, LineTest};
 use crate::link::{Arrivals, LinkMeter};
+use crate::simulcast::{self, LayerInfo, LayerSwitch, SourcePacket, TrackDemand};
 use crate::throttle::KeyframeThrottle;
 use crate::voice::{LEVEL_INTERVAL, VoiceMeter};
+use crate::vp8;
 use crate::{
-    Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, RoomId,
-    SfuError, Subscriptions,
+    Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, PublishedLayer,
+    RoomId, SfuError, Subscriptions,
 };
+
+/// How often layer bitrates are measured and every subscriber's layers chosen again.
+const LAYER_INTERVAL: Duration = Duration::from_millis(500);
+/// A layer no subscriber has wanted for this long is paused at its publisher. Long
+/// enough that a subscriber stepping down and up again does not wait for the
+/// publisher's encoder to restart.
+const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
+/// A layer silent this long while its publisher was asked to send it is taken as
+/// stopped by the publisher's own encoder.
+const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+/// What one audio track takes of a subscriber's bandwidth before any video: Opus at
+/// its highest voice rate with packet overhead.
+const AUDIO_RESERVE_BPS: u64 = 64_000;
+/// Bitrates assumed for a layer not yet measured, lowest layer first: what the web
+/// client asks its encoder for (180p, 360p, 720p).
+const NOMINAL_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
 
 /// How the core is set up.
 #[derive(Debug, Clone)]
@@ -49,6 +68,10 @@ pub struct SfuConfig {
     /// How often each peer's line figures are reported ([`PeerEvent::Link`]); `None`
     /// turns line monitoring off, and with it str0m's statistics.
     pub link_stats_interval: Option<Duration>,
+    /// The bandwidth estimate, in bits per second, each peer's connection starts from;
+    /// `None` turns bandwidth estimation off, and with it str0m's pacer: each video
+    /// then goes in the layer its shown size calls for, whatever the line.
+    pub initial_estimate: Option<u64>,
 }
 
 /// Counters over the core's life.
@@ -91,6 +114,8 @@ pub struct Sfu {
     /// When the voice meters' windows are next folded; `None` while every meter rests,
     /// so a meeting of silent sites costs no wake-ups.
     pub(crate) voice_due: Option<Instant>,
+    /// When layers are next measured and chosen; `None` while no video is published.
+    layers_due: Option<Instant>,
 }
 
 pub(crate) struct Peer {
@@ -124,6 +149,15 @@ pub(crate) struct Peer {
     /// A line-test peer's engine, which takes all its events: such a peer is in no
     /// room, publishes and receives nothing, and is never offered to.
     line_test: Option<Box<LineTest>>,
+    /// str0m's latest estimate of the bandwidth towards this peer, bits per second,
+    /// while it can probe (the peer sends transport-wide feedback).
+    estimate: Option<u64>,
+    /// The height at which the peer shows each video it receives, by our mid.
+    shown_heights: HashMap<Mid, u32>,
+    /// What the peer was last told of paused video ([`PeerEvent::VideoPaused`]).
+    video_paused: bool,
+    /// The rates last handed to str0m's estimator: (minimum, desired).
+    bwe_rates: Option<(u64, u64)>,
 }
 
 /// A published track: the publishing peer and the track's mid in its SDP.
@@ -135,9 +169,58 @@ struct TrackKey {
 
 struct TrackIn {
     kind: MediaKind,
+    /// The encodings it arrives in, lowest first: one without a rid unless the
+    /// publisher sends simulcast.
+    layers: Vec<LayerIn>,
+    /// Which layers the publisher was last told to send.
+    announced: Option<Vec<bool>>,
+}
+
+/// One encoding of a published track, on a stream of its own.
+struct LayerIn {
+    rid: Option<Rid>,
     keyframes: KeyframeThrottle,
     /// Packets received since the last line sample, for the uplink's loss.
     arrivals: Arrivals,
+    /// Payload bytes since the last measurement.
+    bytes: u64,
+    /// Measured bits per second; kept while the layer is paused.
+    bitrate: Option<u64>,
+    /// The picture height its last keyframe declared.
+    height: Option<u16>,
+    /// When a subscriber last received or awaited it.
+    wanted_at: Instant,
+    /// When its last packet arrived.
+    last_packet: Option<Instant>,
+    /// When it was published or last told to resume: until a while after, it counts
+    /// as coming even though nothing arrived yet.
+    expected_from: Instant,
+}
+
+impl LayerIn {
+    fn new(rid: Option<Rid>, keyframe_interval: Duration, now: Instant) -> LayerIn {
+        LayerIn {
+            rid,
+            keyframes: KeyframeThrottle::new(keyframe_interval),
+            arrivals: Arrivals::default(),
+            bytes: 0,
+            bitrate: None,
+            height: None,
+            wanted_at: now,
+            last_packet: None,
+            expected_from: now,
+        }
+    }
+
+    /// Whether a subscriber may be switched to this layer: it arrives, or it is paused
+    /// on our word and resumes when asked, or it was only just published or resumed.
+    /// A layer the publisher stopped on its own (its encoder dropped it for lack of
+    /// uplink) is none of these, and waiting for its keyframe would freeze the video.
+    fn is_available(&self, announced_active: bool, now: Instant) -> bool {
+        !announced_active
+            || self.last_packet.is_some_and(|t| now - t < LAYER_SILENCE)
+            || now - self.expected_from < LAYER_SILENCE
+    }
 }
 
 struct TrackOut {
@@ -150,10 +233,13 @@ struct TrackOut {
     wanted_again: bool,
     /// Source payload type to ours, learnt on first sight of each source type.
     payload_types: Vec<(Pt, Option<Pt>)>,
-    /// Subtracted from the source's extended sequence numbers so that this
+    /// Audio: subtracted from the source's extended sequence numbers so that this
     /// connection's numbering starts in rollover period zero, as SRTP expects of a
     /// new stream, however long the source has been sending.
     seq_base: Option<u64>,
+    /// Video: which of the source's layers goes out, and the rewriting that makes
+    /// layer switches invisible.
+    switch: LayerSwitch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +269,7 @@ impl Sfu {
             events: VecDeque::new(),
             stats: SfuStats::default(),
             voice_due: None,
+            layers_due: None,
         }
     }
 
@@ -214,6 +301,7 @@ impl Sfu {
                 offer_sdp,
                 plan,
             } => self.add_line_test(peer, &offer_sdp, plan, now),
+            Command::SetVideoSizes { peer, heights } => self.set_video_sizes(peer, &heights, now),
         }
         self.drain_dirty(now);
     }
@@ -288,6 +376,9 @@ impl Sfu {
         if self.voice_due.is_some_and(|due| due <= now) {
             self.report_voice_levels(now);
         }
+        if self.layers_due.is_some_and(|due| due <= now) {
+            self.choose_layers(now);
+        }
         self.release_deferred_keyframe_requests(now);
         self.drain_dirty(now);
     }
@@ -309,14 +400,17 @@ impl Sfu {
         if let Some(t) = self.voice_due {
             consider(t);
         }
+        if let Some(t) = self.layers_due {
+            consider(t);
+        }
         for peer in self.peers.values() {
             consider(peer.rtc_timeout);
             consider(self.silence_deadline(peer));
             if let Some(t) = peer.line_test.as_ref().and_then(|test| test.deadline()) {
                 consider(t);
             }
-            for track in peer.tracks_in.values() {
-                if let Some(t) = track.keyframes.deadline() {
+            for layer in peer.tracks_in.values().flat_map(|track| &track.layers) {
+                if let Some(t) = layer.keyframes.deadline() {
                     consider(t);
                 }
             }
@@ -359,6 +453,7 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .set_stats_interval(self.config.link_stats_interval)
+            .enable_bwe(self.config.initial_estimate.map(Bitrate::bps))
             .build(now);
         let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
             Ok(c) => c,
@@ -402,6 +497,10 @@ impl Sfu {
             link: LinkMeter::default(),
             voice: VoiceMeter::default(),
             line_test: None,
+            estimate: None,
+            shown_heights: HashMap::new(),
+            video_paused: false,
+            bwe_rates: None,
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -474,6 +573,10 @@ impl Sfu {
             link: LinkMeter::default(),
             voice: VoiceMeter::default(),
             line_test: Some(Box::new(LineTest::new(plan, now))),
+            estimate: None,
+            shown_heights: HashMap::new(),
+            video_paused: false,
+            bwe_rates: None,
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -577,9 +680,231 @@ impl Sfu {
         }
         peer.negotiation_needed |= peer.tracks_out.values().any(TrackOut::awaits_offer);
         self.mark_dirty(id);
-        // A new subscriber can show nothing until the next keyframe.
-        for key in opened {
-            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        // Newly opened video gets its layer now rather than at the next round: the
+        // choice asks for the keyframe a new subscriber needs before it shows anything.
+        if !opened.is_empty() {
+            self.allocate_layers(id, now);
+        }
+    }
+
+    /// Records the sizes at which a peer shows its videos and chooses its layers again.
+    fn set_video_sizes(&mut self, id: PeerId, heights: &[(String, u32)], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return self.reject(id, SfuError::UnknownPeer(id));
+        };
+        peer.shown_heights.clear();
+        for (mid, height) in heights {
+            // A mid is at most 16 bytes in str0m; a longer one names no line of ours.
+            if mid.is_empty() || mid.len() > 16 {
+                continue;
+            }
+            peer.shown_heights.insert(Mid::from(mid.as_str()), *height);
+        }
+        self.allocate_layers(id, now);
+    }
+
+    /// Chooses the layer of every video a peer receives, from the bandwidth towards it
+    /// and the sizes it shows them at; asks for the keyframes the switches need, tells
+    /// the peer when video is paused for lack of bandwidth, and points str0m's
+    /// estimator at the rate the peer would like to receive.
+    fn allocate_layers(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        if peer.line_test.is_some() {
+            return;
+        }
+        let mut keys = Vec::new();
+        let mut demands = Vec::new();
+        // For each track, which of the source's layers each offered layer is.
+        let mut offered: Vec<Vec<usize>> = Vec::new();
+        let mut audio = 0;
+        for (key, track) in &peer.tracks_out {
+            let OutState::Open(mid) = track.state else {
+                continue;
+            };
+            if track.kind == MediaKind::Audio {
+                audio += AUDIO_RESERVE_BPS;
+                continue;
+            }
+            let Some(source) = self
+                .peers
+                .get(&key.peer)
+                .and_then(|publisher| publisher.tracks_in.get(&key.mid))
+            else {
+                continue;
+            };
+            let count = source.layers.len();
+            let mut layers = Vec::new();
+            let mut indices = Vec::new();
+            for (index, layer) in source.layers.iter().enumerate() {
+                let active = source.announced.as_ref().is_none_or(|a| a[index]);
+                if !layer.is_available(active, now) {
+                    continue;
+                }
+                let nominal = NOMINAL_LAYER_BPS[(NOMINAL_LAYER_BPS.len() + index)
+                    .saturating_sub(count)
+                    .min(NOMINAL_LAYER_BPS.len() - 1)];
+                layers.push(LayerInfo {
+                    bitrate: layer.bitrate.unwrap_or(nominal),
+                    height: layer.height,
+                });
+                indices.push(index);
+            }
+            keys.push(*key);
+            offered.push(indices);
+            demands.push(TrackDemand {
+                shown_height: peer.shown_heights.get(&mid).copied(),
+                layers,
+            });
+        }
+        let allocation = simulcast::allocate(peer.estimate, audio, &demands);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut keyframes = Vec::new();
+        for ((key, choice), indices) in keys.iter().zip(&allocation.layers).zip(&offered) {
+            let Some(track) = peer.tracks_out.get_mut(key) else {
+                continue;
+            };
+            let layer = choice.and_then(|choice| indices.get(choice).copied());
+            track.switch.set_target(layer);
+            if let (true, Some(layer)) = (track.switch.awaits_keyframe(), layer) {
+                keyframes.push((*key, layer));
+            }
+        }
+        if peer.video_paused != allocation.starved {
+            peer.video_paused = allocation.starved;
+            self.events.push_back((
+                id,
+                PeerEvent::VideoPaused {
+                    paused: allocation.starved,
+                },
+            ));
+        }
+        if self.config.initial_estimate.is_some() {
+            // Keep enough flowing (padding where media falls short) to find out whether
+            // the next step up fits, and probe towards everything the peer would show.
+            let desired = allocation.desired + audio;
+            let minimum =
+                (allocation.allocated + audio + allocation.next_step.unwrap_or(0)).min(desired);
+            if peer.bwe_rates != Some((minimum, desired)) {
+                peer.bwe_rates = Some((minimum, desired));
+                peer.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+            }
+        }
+        self.mark_dirty(id);
+        for (key, layer) in keyframes {
+            self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// The periodic round of layers: measures every layer's bitrate, chooses every
+    /// subscriber's layers again, and tells publishers which layers to encode.
+    fn choose_layers(&mut self, now: Instant) {
+        let seconds = LAYER_INTERVAL.as_secs_f64();
+        let mut any_video = false;
+        for layer in self
+            .peers
+            .values_mut()
+            .flat_map(|peer| peer.tracks_in.values_mut())
+            .filter(|track| track.kind == MediaKind::Video)
+            .flat_map(|track| track.layers.iter_mut())
+        {
+            any_video = true;
+            if layer.bytes > 0 {
+                let measured = (layer.bytes as f64 * 8.0 / seconds) as u64;
+                // Smoothed over two rounds: a keyframe is a burst.
+                layer.bitrate = Some(layer.bitrate.map_or(measured, |old| (old + measured) / 2));
+                layer.bytes = 0;
+            }
+        }
+        self.layers_due = any_video.then_some(now + LAYER_INTERVAL);
+        let receivers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| {
+                peer.tracks_out
+                    .values()
+                    .any(|track| track.kind == MediaKind::Video)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in receivers {
+            self.allocate_layers(id, now);
+        }
+        // Which layers some subscriber receives or waits for.
+        let mut wanted = Vec::new();
+        for peer in self.peers.values() {
+            for (key, track) in &peer.tracks_out {
+                if track.kind != MediaKind::Video {
+                    continue;
+                }
+                for layer in [track.switch.current(), track.switch.target()]
+                    .into_iter()
+                    .flatten()
+                {
+                    wanted.push((*key, layer));
+                }
+            }
+        }
+        for (key, layer) in wanted {
+            if let Some(layer) = self
+                .peers
+                .get_mut(&key.peer)
+                .and_then(|publisher| publisher.tracks_in.get_mut(&key.mid))
+                .and_then(|track| track.layers.get_mut(layer))
+            {
+                layer.wanted_at = now;
+            }
+        }
+        for (&id, peer) in &mut self.peers {
+            for (mid, track) in &mut peer.tracks_in {
+                if track.kind != MediaKind::Video {
+                    continue;
+                }
+                let active: Vec<bool> = track
+                    .layers
+                    .iter()
+                    .map(|layer| now - layer.wanted_at < UNWANTED_LAYER_HOLD)
+                    .collect();
+                if track.announced.as_ref() == Some(&active) {
+                    continue;
+                }
+                for (layer, (&now_active, was_active)) in track.layers.iter_mut().zip(
+                    active.iter().zip(
+                        track
+                            .announced
+                            .iter()
+                            .flatten()
+                            .copied()
+                            .chain(std::iter::repeat(false)),
+                    ),
+                ) {
+                    if now_active && !was_active {
+                        layer.expected_from = now;
+                    }
+                }
+                let layers = track
+                    .layers
+                    .iter()
+                    .zip(&active)
+                    .map(|(layer, &active)| PublishedLayer {
+                        rid: layer.rid.map(|rid| rid.to_string()),
+                        active,
+                    })
+                    .collect();
+                track.announced = Some(active);
+                self.events.push_back((
+                    id,
+                    PeerEvent::PublishLayers {
+                        mid: mid.to_string(),
+                        layers,
+                    },
+                ));
+            }
         }
     }
 
@@ -775,11 +1100,15 @@ impl Sfu {
                         // receiver report's: the audio's, which is never retransmitted,
                         // else the worst video stream's.
                         let (mut audio, mut video) = (None::<f32>, None::<f32>);
-                        for track in peer.tracks_in.values_mut() {
-                            let Some(loss) = track.arrivals.take_loss() else {
+                        for (track, layer) in peer
+                            .tracks_in
+                            .values_mut()
+                            .flat_map(|t| t.layers.iter_mut().map(|l| (t.kind, l)))
+                        {
+                            let Some(loss) = layer.arrivals.take_loss() else {
                                 continue;
                             };
-                            let slot = match track.kind {
+                            let slot = match track {
                                 MediaKind::Audio => &mut audio,
                                 MediaKind::Video => &mut video,
                             };
@@ -826,17 +1155,46 @@ impl Sfu {
         match event {
             Event::RtpPacket(packet) => self.forward(id, packet, now),
             Event::MediaAdded(added) if added.direction.is_receiving() => {
-                self.publish(id, added.mid, kind_of(added.kind));
+                // The rids the publisher offered to send, in the order it listed them:
+                // our client lists its layers lowest first.
+                let rids: Vec<Rid> = added
+                    .simulcast
+                    .map(|simulcast| {
+                        let layers = if simulcast.recv.is_empty() {
+                            simulcast.send
+                        } else {
+                            simulcast.recv
+                        };
+                        layers.into_iter().map(|layer| layer.rid).collect()
+                    })
+                    .unwrap_or_default();
+                self.publish(id, added.mid, kind_of(added.kind), rids, now);
             }
             Event::KeyframeRequest(request) => {
                 let Some(peer) = self.peers.get(&id) else {
                     return;
                 };
+                // The subscriber asks for a keyframe of the layer it receives, or of
+                // the one it is about to switch to.
                 let source = peer.tracks_out.iter().find_map(|(key, track)| {
-                    (track.state == OutState::Open(request.mid)).then_some(*key)
+                    let layer = track.switch.target().or(track.switch.current());
+                    (track.state == OutState::Open(request.mid)).then_some((*key, layer))
                 });
-                if let Some(key) = source {
-                    self.request_keyframe(key, request.kind, now);
+                if let Some((key, Some(layer))) = source {
+                    self.request_keyframe(key, layer, request.kind, now);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc {
+                estimate,
+                can_probe,
+            }) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                let estimate = can_probe.then(|| estimate.as_u64());
+                if peer.estimate != estimate {
+                    peer.estimate = estimate;
+                    self.allocate_layers(id, now);
                 }
             }
             Event::PeerStats(stats) => {
@@ -878,7 +1236,7 @@ impl Sfu {
     }
 
     /// A peer's new track: subscribe every other peer of the room to it.
-    fn publish(&mut self, id: PeerId, mid: Mid, kind: MediaKind) {
+    fn publish(&mut self, id: PeerId, mid: Mid, kind: MediaKind, rids: Vec<Rid>, now: Instant) {
         let interval = self.config.keyframe_request_interval;
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -886,14 +1244,26 @@ impl Sfu {
         if peer.tracks_in.contains_key(&mid) {
             return;
         }
+        let layers = if rids.is_empty() || kind == MediaKind::Audio {
+            vec![LayerIn::new(None, interval, now)]
+        } else {
+            rids.into_iter()
+                .map(|rid| LayerIn::new(Some(rid), interval, now))
+                .collect()
+        };
+        let announced = Some(vec![true; layers.len()]);
         peer.tracks_in.insert(
             mid,
             TrackIn {
                 kind,
-                keyframes: KeyframeThrottle::new(interval),
-                arrivals: Arrivals::default(),
+                layers,
+                // A publisher starts sending every layer it offered.
+                announced,
             },
         );
+        if kind == MediaKind::Video && self.layers_due.is_none() {
+            self.layers_due = Some(now + LAYER_INTERVAL);
+        }
         let room = peer.room;
         self.events
             .push_back((id, PeerEvent::TrackPublished { kind }));
@@ -918,21 +1288,36 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let Some(mid) = peer
+        let Some((mid, rid)) = peer
             .rtc
             .direct_api()
             .stream_rx(&packet.header.ssrc)
-            .map(|s| s.mid())
+            .map(|s| (s.mid(), s.rid()))
         else {
             return;
         };
-        let is_audio = match peer.tracks_in.get_mut(&mid) {
-            Some(track) => {
-                track.arrivals.packet(*packet.seq_no);
-                track.kind == MediaKind::Audio
-            }
-            None => false,
+        let Some(track) = peer.tracks_in.get_mut(&mid) else {
+            return;
         };
+        // A stream of a rid the publisher did not offer is not forwarded.
+        let Some(layer_index) = track.layers.iter().position(|layer| layer.rid == rid) else {
+            return;
+        };
+        let layer = &mut track.layers[layer_index];
+        layer.arrivals.packet(*packet.seq_no);
+        layer.bytes += packet.payload.len() as u64;
+        layer.last_packet = Some(now);
+        let is_audio = track.kind == MediaKind::Audio;
+        // Read once here, not per subscriber: where a keyframe starts, its size, and
+        // the picture numbering that layer switches rewrite.
+        let vp8 = if is_audio {
+            None
+        } else {
+            vp8::parse(&packet.payload)
+        };
+        if let Some(size) = vp8.and_then(|d| d.size) {
+            layer.height = Some(size.1);
+        }
         if is_audio && !peer.audio_allowed {
             self.stats.packets_withheld += 1;
             return;
@@ -975,29 +1360,64 @@ impl Sfu {
             else {
                 continue;
             };
-            let seq_base = *track.seq_base.get_or_insert(*packet.seq_no & !0xffff);
-            let Some(seq) = (*packet.seq_no).checked_sub(seq_base) else {
-                continue; // Reordered from before this subscriber's first packet.
+            let (seq, timestamp, payload, ext_vals) = if is_audio {
+                let seq_base = *track.seq_base.get_or_insert(*packet.seq_no & !0xffff);
+                let Some(seq) = (*packet.seq_no).checked_sub(seq_base) else {
+                    continue; // Reordered from before this subscriber's first packet.
+                };
+                (
+                    seq,
+                    packet.header.timestamp,
+                    packet.payload.clone(),
+                    packet.header.ext_vals.clone(),
+                )
+            } else {
+                let source = SourcePacket {
+                    layer: layer_index,
+                    seq: *packet.seq_no,
+                    timestamp: packet.header.timestamp,
+                    vp8: vp8.as_ref(),
+                };
+                let Some(out) = track.switch.packet(source, now) else {
+                    continue;
+                };
+                // The payload is shared by every subscriber; it is copied only where
+                // a layer switch moved the picture numbering.
+                let payload = match &vp8 {
+                    Some(descriptor)
+                        if out.picture_id != descriptor.picture_id.map(|id| id.value)
+                            || out.tl0_pic_idx != descriptor.tl0_pic_idx.map(|(_, v)| v) =>
+                    {
+                        let mut bytes = packet.payload.to_vec();
+                        vp8::rewrite(
+                            &mut bytes,
+                            descriptor,
+                            out.picture_id.unwrap_or_default(),
+                            out.tl0_pic_idx.unwrap_or_default(),
+                        );
+                        bytes.into()
+                    }
+                    _ => packet.payload.clone(),
+                };
+                let mut ext_vals = packet.header.ext_vals.clone();
+                // The subscriber's stream is not simulcast: the layer's rid is ours.
+                ext_vals.rid = None;
+                ext_vals.rid_repair = None;
+                (out.seq, out.timestamp, payload, ext_vals)
             };
-            let nackable = track.kind == MediaKind::Video;
             let mut direct = subscriber.rtc.direct_api();
             let Some(stream) = direct.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
+            let bytes = payload.len() as u64;
             stream.write_rtp(
-                RtpWrite::new(
-                    pt,
-                    SeqNo::from(seq),
-                    packet.header.timestamp,
-                    packet.timestamp,
-                    packet.payload.clone(),
-                )
-                .marker(packet.header.marker)
-                .ext_vals(packet.header.ext_vals.clone())
-                .nackable(nackable),
+                RtpWrite::new(pt, SeqNo::from(seq), timestamp, packet.timestamp, payload)
+                    .marker(packet.header.marker)
+                    .ext_vals(ext_vals)
+                    .nackable(!is_audio),
             );
             self.stats.packets_forwarded += 1;
-            self.stats.bytes_forwarded += packet.payload.len() as u64;
+            self.stats.bytes_forwarded += bytes;
             if !subscriber.is_dirty {
                 subscriber.is_dirty = true;
                 self.dirty.push(other);
@@ -1005,17 +1425,31 @@ impl Sfu {
         }
     }
 
-    fn request_keyframe(&mut self, key: TrackKey, kind: KeyframeRequestKind, now: Instant) {
+    /// Asks the publisher of `key` for a keyframe of one layer, throttled per layer.
+    fn request_keyframe(
+        &mut self,
+        key: TrackKey,
+        layer: usize,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
         let Some(publisher) = self.peers.get_mut(&key.peer) else {
             return;
         };
         let Some(track) = publisher.tracks_in.get_mut(&key.mid) else {
             return;
         };
-        if track.kind != MediaKind::Video || !track.keyframes.request(now) {
+        if track.kind != MediaKind::Video {
             return;
         }
-        if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, None) {
+        let Some(layer) = track.layers.get_mut(layer) else {
+            return;
+        };
+        if !layer.keyframes.request(now) {
+            return;
+        }
+        let rid = layer.rid;
+        if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, rid) {
             stream.request_keyframe(kind);
             self.stats.keyframe_requests_sent += 1;
         }
@@ -1026,16 +1460,18 @@ impl Sfu {
         let mut due = Vec::new();
         for (&id, peer) in &mut self.peers {
             for (&mid, track) in &mut peer.tracks_in {
-                if track.keyframes.poll_deferred(now) {
-                    due.push(TrackKey { peer: id, mid });
+                for layer in &mut track.layers {
+                    if layer.keyframes.poll_deferred(now) {
+                        due.push((TrackKey { peer: id, mid }, layer.rid));
+                    }
                 }
             }
         }
-        for key in due {
+        for (key, rid) in due {
             let Some(publisher) = self.peers.get_mut(&key.peer) else {
                 continue;
             };
-            if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, None) {
+            if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, rid) {
                 stream.request_keyframe(KeyframeRequestKind::Pli);
                 self.stats.keyframe_requests_sent += 1;
             }
@@ -1156,6 +1592,7 @@ impl TrackOut {
             wanted_again: false,
             payload_types: Vec::new(),
             seq_base: None,
+            switch: LayerSwitch::default(),
         }
     }
 

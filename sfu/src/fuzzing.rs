@@ -424,6 +424,7 @@ fn new_sfu() -> Sfu {
         connect_timeout: Duration::from_secs(30),
         keyframe_request_interval: Duration::from_millis(500),
         link_stats_interval: Some(Duration::from_secs(1)),
+        initial_estimate: None,
     })
 }
 

@@ -22,8 +22,10 @@ pub mod fuzzing;
 mod line_test;
 mod link;
 mod shell;
+mod simulcast;
 mod throttle;
 mod voice;
+mod vp8;
 
 #[cfg(test)]
 mod tests;
@@ -85,6 +87,14 @@ pub enum Command {
         peer: PeerId,
         subscriptions: Subscriptions,
     },
+    /// The sizes at which the participant shows the videos it receives, by the media
+    /// line's mid: a height in CSS pixels, 0 for a video it does not show. The SFU
+    /// sends each video in the smallest simulcast layer that fills its size, and
+    /// nothing of a video not shown. A mid not listed is assumed shown large.
+    SetVideoSizes {
+        peer: PeerId,
+        heights: Vec<(String, u32)>,
+    },
     /// A site tests its line: a peer in no room that forwards nothing, publishes its
     /// camera and microphone and opens the line test's data channels. The SFU answers
     /// with [`PeerEvent::Answer`], runs `plan`, and reports [`PeerEvent::LineTestDone`];
@@ -138,6 +148,17 @@ pub enum PeerEvent {
     /// withheld or carries no level, up to 127 for the loudest. Sent only when the
     /// level moved noticeably, at most five times a second, so silent peers send none.
     AudioLevel { level: u8 },
+    /// Whether some video this peer should see is paused because its downlink cannot
+    /// carry it (audio is always served first). Sent on every change.
+    VideoPaused { paused: bool },
+    /// Which layers of one of its video tracks the peer should encode: those some
+    /// subscriber receives or is about to. Sent on every change; a layer no one has
+    /// wanted for a few seconds is paused, one wanted again resumes at once.
+    PublishLayers {
+        /// The track's mid in the peer's own SDP.
+        mid: String,
+        layers: Vec<PublishedLayer>,
+    },
     /// A line-test peer's test has ended, with its figures.
     LineTestDone(LineTestReport),
     /// A command about this peer was refused; the peer itself goes on.
@@ -154,6 +175,14 @@ pub struct OutgoingTrack {
     /// The peer whose track this is.
     pub source: PeerId,
     pub kind: MediaKind,
+}
+
+/// One layer of a published video track, and whether it should be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedLayer {
+    /// The layer's `rid`; `None` for a track sent without simulcast.
+    pub rid: Option<String>,
+    pub active: bool,
 }
 
 /// Why the SFU dropped a peer.

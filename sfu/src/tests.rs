@@ -70,6 +70,7 @@ impl World {
             connect_timeout: Duration::from_secs(10),
             keyframe_request_interval: Duration::from_millis(500),
             link_stats_interval: Some(Duration::from_secs(1)),
+            initial_estimate: None,
         });
         World {
             now,
@@ -800,6 +801,7 @@ fn no_line_figures_when_monitoring_is_off() {
         connect_timeout: Duration::from_secs(10),
         keyframe_request_interval: Duration::from_millis(500),
         link_stats_interval: None,
+        initial_estimate: None,
     });
     let a = world.join(1);
     let b = world.join(1);

@@ -99,6 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         connect_timeout: config.media.peer_timeout().max(Duration::from_secs(15)),
         keyframe_request_interval: config.media.keyframe_request_interval(),
         link_stats_interval: config.monitoring.stats_interval(),
+        initial_estimate: config.media.initial_estimate(),
     };
     let sfu = cau_sfu::spawn(config.media.udp_listen, sfu_config)
         .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;

@@ -29,6 +29,7 @@ const CLIENT_TYPES: &[&str] = &[
     "mark_absent",
     "client_stats",
     "start_line_test",
+    "video_sizes",
 ];
 
 /// A parsed message from a client.
@@ -91,7 +92,24 @@ pub enum ClientMessage {
     StartLineTest {
         token: String,
     },
+    /// The heights at which the client shows the videos it receives, by the media
+    /// line's mid; 0 for a video not shown. The server picks each video's layer by it.
+    VideoSizes {
+        sizes: Vec<VideoSize>,
+    },
 }
+
+/// One received video's shown size, in `video_sizes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSize {
+    pub mid: String,
+    /// In CSS pixels.
+    pub height: u32,
+}
+
+/// `video_sizes` names at most this many videos: more than a meeting's sites.
+pub const MAX_VIDEO_SIZES: usize = 128;
 
 /// A summary of the browser's own `getStats()`, sent every few seconds over signaling.
 /// Every figure is optional: browsers differ in what they report.
@@ -213,10 +231,28 @@ pub enum ServerMessage {
     ServerStopping {
         retry_after_ms: u64,
     },
+    /// Whether some video this client should see is paused because its line cannot
+    /// carry it (audio goes first): the client says so on screen.
+    VideoPaused {
+        paused: bool,
+    },
+    /// Which simulcast layers of one of its video tracks the client should encode; the
+    /// others no one receives, and pausing them saves its uplink.
+    PublishLayers {
+        mid: String,
+        layers: Vec<PublishLayer>,
+    },
     Error {
         code: ErrorCode,
         message: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishLayer {
+    /// The layer's rid, or null for a track sent without simulcast.
+    pub rid: Option<String>,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

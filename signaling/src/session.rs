@@ -20,8 +20,8 @@ use crate::limits::MessageRate;
 use crate::meeting::{Action, Departure, Entry};
 use crate::meetings::{Admission, role_name};
 use crate::protocol::{
-    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, MeetingRef, ProtocolError, RoomName,
-    ServerMessage, SiteRef, Track, parse_client_message,
+    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, MAX_VIDEO_SIZES, MeetingRef,
+    ProtocolError, PublishLayer, RoomName, ServerMessage, SiteRef, Track, parse_client_message,
 };
 use crate::rooms::RoomKey;
 
@@ -447,6 +447,20 @@ impl Session {
                 self.send(&ServerMessage::Left {}).await;
                 return Flow::Stop(End::Left);
             }
+            (Some(joined), ClientMessage::VideoSizes { sizes }) => {
+                if sizes.len() > MAX_VIDEO_SIZES {
+                    Err(ProtocolError::new(
+                        ErrorCode::BadJson,
+                        format!("video_sizes names at most {MAX_VIDEO_SIZES} videos"),
+                    ))
+                } else {
+                    self.state.sfu.command(Command::SetVideoSizes {
+                        peer: joined.peer,
+                        heights: sizes.into_iter().map(|s| (s.mid, s.height)).collect(),
+                    });
+                    Ok(())
+                }
+            }
             (Some(joined), ClientMessage::ClientStats { stats }) => {
                 if !stats.is_valid() {
                     Err(ProtocolError::new(
@@ -588,6 +602,20 @@ impl Session {
             }
             // Line tests run on sessions of their own, never on a joined one.
             PeerEvent::LineTestDone(_) => Flow::Continue,
+            PeerEvent::VideoPaused { paused } => {
+                self.send(&ServerMessage::VideoPaused { paused }).await
+            }
+            PeerEvent::PublishLayers { mid, layers } => {
+                let layers = layers
+                    .into_iter()
+                    .map(|layer| PublishLayer {
+                        rid: layer.rid,
+                        active: layer.active,
+                    })
+                    .collect();
+                self.send(&ServerMessage::PublishLayers { mid, layers })
+                    .await
+            }
             // Only a meeting has an active speaker; an ad-hoc room shows everyone alike.
             PeerEvent::AudioLevel { level } => {
                 if let Some(seat) = &self.seat {

@@ -70,6 +70,20 @@ const MEDIA_DISCONNECTED_GRACE_MS = 2000;
 /** How often the browser tells the server what its `getStats()` sees. */
 const STATS_INTERVAL_MS = 5000;
 
+/** How often the shown size of each received video is checked (sent only when it changed). */
+const VIDEO_SIZES_INTERVAL_MS = 1000;
+
+/**
+ * The camera is sent in three layers (simulcast), lowest first as the server expects;
+ * the server forwards to each site the layer its line and its screen call for, and asks
+ * this page to pause the layers no one receives (`publish_layers`).
+ */
+const CAMERA_LAYERS = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 window.cauMetrics ??= { firstRemoteFrameMs: null, marks: {} };
 
 /** Remember when `name` first happened, in ms since the page started loading. */
@@ -231,7 +245,9 @@ export class Session {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.statsTimer);
+    clearInterval(this.sizesTimer);
     clearTimeout(this.disconnectedTimer);
+    showVideoPaused(false);
     // Not `quiet` means the page will try again: the server keeps the seat meanwhile.
     this.signaling.close({ reconnecting: !quiet && !this.fatalError });
     if (this.pc) this.pc.close();
@@ -300,6 +316,11 @@ export class Session {
       case 'left':
         this.onLeft?.();
         return undefined;
+      case 'video_paused':
+        showVideoPaused(message.paused === true);
+        return undefined;
+      case 'publish_layers':
+        return this.onPublishLayers(message);
       case 'server_stopping':
         // The server restarts: join again once it is back (the page's pauses apply).
         this.end();
@@ -351,9 +372,13 @@ export class Session {
     pc.addEventListener('iceconnectionstatechange', () => { this.iceStateChanges += 1; });
     // The IT staff's dashboard shows what the browser itself sees of its line.
     this.statsTimer = setInterval(() => this.reportStats(pc), STATS_INTERVAL_MS);
+    this.sentSizes = '';
+    this.sizesTimer = setInterval(() => this.reportVideoSizes(), VIDEO_SIZES_INTERVAL_MS);
 
     for (const track of this.stream.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+      const init = { direction: 'sendonly', streams: [this.stream] };
+      if (track.kind === 'video') init.sendEncodings = CAMERA_LAYERS.map((layer) => ({ ...layer }));
+      pc.addTransceiver(track, init);
     }
     // A site with neither camera nor microphone (an IT room's PC, a page the browser does
     // not trust with them) still takes part: its offer needs one media section, or the
@@ -384,6 +409,55 @@ export class Session {
     await pc.setLocalDescription(answer);
     this.signaling.send({ type: 'answer', sdp: pc.localDescription.sdp });
     this.syncRemoteTracks();
+  }
+
+  /** Pause or resume the layers of one of our video tracks, as the server asks. */
+  async onPublishLayers(message) {
+    const transceiver = this.pc?.getTransceivers().find((t) => t.mid === message.mid);
+    const sender = transceiver?.sender;
+    if (!sender?.track || !Array.isArray(message.layers)) return;
+    const parameters = sender.getParameters();
+    if (!parameters.encodings?.length) return;
+    let changed = false;
+    for (const layer of message.layers) {
+      const encoding = layer?.rid === null || layer?.rid === undefined
+        ? parameters.encodings[0]
+        : parameters.encodings.find((e) => e.rid === layer.rid);
+      if (!encoding || encoding.active === (layer.active === true)) continue;
+      encoding.active = layer.active === true;
+      changed = true;
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(parameters);
+    } catch (error) {
+      console.warn('setParameters', error);
+    }
+  }
+
+  /**
+   * Tells the server at what height (device pixels) each received video is shown, 0 for
+   * one not shown, so that it sends the smallest layer that fills it. Sent on change only.
+   */
+  reportVideoSizes() {
+    if (this.ended || !this.pc) return;
+    const shownHeight = new Map();
+    for (const tile of this.tiles.all()) {
+      const track = tile.tracks.video;
+      if (!track) continue;
+      const visible = tile.video.isConnected && tile.video.getClientRects().length > 0;
+      shownHeight.set(track.id, visible ? Math.round(tile.video.clientHeight * (window.devicePixelRatio || 1)) : 0);
+    }
+    const sizes = [];
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (!transceiver.mid || transceiver.receiver.track.kind !== 'video') continue;
+      const direction = transceiver.currentDirection;
+      if (direction !== 'recvonly' && direction !== 'sendrecv') continue;
+      sizes.push({ mid: transceiver.mid, height: shownHeight.get(transceiver.receiver.track.id) ?? 0 });
+    }
+    const text = JSON.stringify(sizes);
+    if (text === this.sentSizes) return;
+    if (this.signaling.send({ type: 'video_sizes', sizes })) this.sentSizes = text;
   }
 
   onErrorMessage(message) {
@@ -648,6 +722,13 @@ export function showNotice(key, detail = '', vars = undefined) {
     detailElement.textContent = '';
   }
   $('notice').hidden = false;
+}
+
+/** Show or hide the notice that the line carries audio but not (all) video. */
+export function showVideoPaused(paused) {
+  const element = $('video-paused');
+  if (element) element.hidden = !paused;
+  document.body.dataset.videoPaused = String(paused);
 }
 
 export function hideNotice() {

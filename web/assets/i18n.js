@@ -45,6 +45,7 @@ const dictionary = {
     'media.requesting': 'Đang mở camera và micro…',
     'media.ready': 'Camera và micro đã sẵn sàng.',
     'media.no_camera': 'Không mở được camera: bạn sẽ tham gia chỉ bằng âm thanh.',
+    'media.video_paused': 'Đường truyền yếu: tạm dừng hình ảnh, vẫn giữ âm thanh',
     'media.no_microphone': 'Không mở được micro: các điểm cầu khác sẽ không nghe thấy bạn.',
     'media.none': 'Không mở được camera và micro. Bạn vẫn có thể tham gia để xem và nghe.',
     'media.denied':
@@ -496,6 +497,7 @@ const dictionary = {
     'media.requesting': 'Opening camera and microphone…',
     'media.ready': 'Camera and microphone are ready.',
     'media.no_camera': 'The camera could not be opened: you will join with audio only.',
+    'media.video_paused': 'Weak line: video paused, audio kept',
     'media.no_microphone': 'The microphone could not be opened: the other sites will not hear you.',
     'media.none': 'Neither camera nor microphone could be opened. You can still join to watch and listen.',
     'media.denied': 'The browser blocks the camera and microphone. Allow them in the address bar, then reload.',

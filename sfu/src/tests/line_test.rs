@@ -95,6 +95,7 @@ impl Line {
             connect_timeout: Duration::from_secs(10),
             keyframe_request_interval: Duration::from_millis(500),
             link_stats_interval: None,
+            initial_estimate: None,
         });
         let mut client = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))

@@ -1,0 +1,493 @@
+//! Choosing and switching simulcast layers, as pure logic.
+//!
+//! A browser publishes its camera in up to three layers (simulcast), each an
+//! independent encoding on its own RTP stream. Each subscriber receives one of them per
+//! track, on one outgoing stream:
+//! - [`allocate`] picks the layer of each of a subscriber's video tracks from the
+//!   bandwidth str0m estimates towards that subscriber, the size at which it shows each
+//!   video, and the order of importance (the larger a video is shown, the more it
+//!   matters: the chair and the floor holder are shown large). Audio is served first,
+//!   and a track that cannot have even its lowest layer is paused for that subscriber
+//!   rather than starving the others.
+//! - [`LayerSwitch`] carries out the choice for one outgoing track: it changes layer
+//!   only at a keyframe of the new layer, and rewrites sequence numbers, timestamps and
+//!   the VP8 picture ids so that the subscriber sees one continuous stream.
+
+use std::time::{Duration, Instant};
+
+use crate::vp8;
+
+/// What one layer of a published track is known to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LayerInfo {
+    /// Bits per second, measured, or a nominal figure while not measured.
+    pub bitrate: u64,
+    /// The picture height its last keyframe declared.
+    pub height: Option<u16>,
+}
+
+/// One of a subscriber's video tracks, as the allocator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackDemand {
+    /// The height, in CSS pixels, at which the subscriber shows this video: `None`
+    /// when it has not said (assume large), `Some(0)` when it is not shown at all.
+    pub shown_height: Option<u32>,
+    /// The source's layers, lowest first.
+    pub layers: Vec<LayerInfo>,
+}
+
+/// What [`allocate`] decided for one subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Allocation {
+    /// The layer of each track (same order as the demands), `None` for paused.
+    pub layers: Vec<Option<usize>>,
+    /// Some shown track got no layer for lack of bandwidth: the subscriber is on
+    /// audio only, or partly so.
+    pub starved: bool,
+    /// Bits per second the chosen layers carry.
+    pub allocated: u64,
+    /// Bits per second the subscriber would receive with every shown track at the
+    /// layer its size calls for.
+    pub desired: u64,
+    /// Bits per second of the next step up, if some track is below what it wants:
+    /// what the bandwidth estimator should probe for.
+    pub next_step: Option<u64>,
+}
+
+/// Up to this fraction of the estimate is given to video, leaving room for audio
+/// bursts, retransmissions and the estimate's own error.
+const BUDGET_SHARE: f64 = 0.85;
+
+/// The layer a track's shown size calls for: the smallest whose pictures are at least
+/// as tall as the video is shown, else the top one.
+fn wanted_layer(demand: &TrackDemand) -> Option<usize> {
+    let top = demand.layers.len().checked_sub(1)?;
+    match demand.shown_height {
+        Some(0) => None,
+        None => Some(top),
+        Some(shown) => Some(
+            demand
+                .layers
+                .iter()
+                .position(|layer| layer.height.is_some_and(|h| u32::from(h) >= shown))
+                .unwrap_or(top),
+        ),
+    }
+}
+
+/// Picks a layer for each of one subscriber's video tracks. `estimate` is the
+/// bandwidth towards the subscriber in bits per second, `None` when unknown (no
+/// limit but the shown sizes); `audio` is what its audio tracks take first.
+pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand]) -> Allocation {
+    let wanted: Vec<Option<usize>> = demands.iter().map(wanted_layer).collect();
+    let rate = |track: usize, layer: usize| demands[track].layers[layer].bitrate;
+    let desired = wanted
+        .iter()
+        .enumerate()
+        .filter_map(|(track, layer)| layer.map(|layer| rate(track, layer)))
+        .sum();
+    let mut budget = match estimate {
+        Some(estimate) => ((estimate as f64 * BUDGET_SHARE) as u64).saturating_sub(audio),
+        None => u64::MAX,
+    };
+    // The most prominent first: shown larger, then unsized (assumed large).
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&track| std::cmp::Reverse(demands[track].shown_height.unwrap_or(u32::MAX)));
+    let mut layers: Vec<Option<usize>> = vec![None; demands.len()];
+    let mut starved = false;
+    // First every shown track gets its lowest layer, most prominent first...
+    for &track in &order {
+        if wanted[track].is_none() {
+            continue;
+        }
+        if rate(track, 0) <= budget {
+            budget -= rate(track, 0);
+            layers[track] = Some(0);
+        } else {
+            starved = true;
+        }
+    }
+    // ...then the most prominent are raised as far as their size calls for and the
+    // budget allows, one after another.
+    let mut next_step = None;
+    for &track in &order {
+        let (Some(mut layer), Some(want)) = (layers[track], wanted[track]) else {
+            continue;
+        };
+        while layer < want {
+            let step = rate(track, layer + 1).saturating_sub(rate(track, layer));
+            if step > budget {
+                next_step.get_or_insert(step);
+                break;
+            }
+            budget -= step;
+            layer += 1;
+        }
+        layers[track] = Some(layer);
+    }
+    if starved && next_step.is_none() {
+        next_step = order
+            .iter()
+            .find(|&&track| wanted[track].is_some() && layers[track].is_none())
+            .map(|&track| rate(track, 0));
+    }
+    let allocated = layers
+        .iter()
+        .enumerate()
+        .filter_map(|(track, layer)| layer.map(|layer| rate(track, layer)))
+        .sum();
+    Allocation {
+        layers,
+        starved,
+        allocated,
+        desired,
+        next_step,
+    }
+}
+
+/// A packet of the source, as [`LayerSwitch`] needs to see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SourcePacket<'a> {
+    pub layer: usize,
+    /// The source stream's extended sequence number.
+    pub seq: u64,
+    pub timestamp: u32,
+    pub vp8: Option<&'a vp8::Descriptor>,
+}
+
+/// How one packet goes out, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rewritten {
+    pub seq: u64,
+    pub timestamp: u32,
+    /// The picture id and TL0PICIDX to write, when the packet carries them.
+    pub picture_id: Option<u16>,
+    pub tl0_pic_idx: Option<u8>,
+}
+
+/// The 90 kHz clock of video RTP timestamps.
+const VIDEO_CLOCK_HZ: u64 = 90_000;
+
+/// One outgoing video track's layer and the rewriting that splices layers together.
+#[derive(Debug, Default)]
+pub(crate) struct LayerSwitch {
+    /// The layer now forwarded, set at the keyframe that started it.
+    current: Option<usize>,
+    /// The layer the allocator wants; `None` to forward nothing.
+    target: Option<usize>,
+    /// Source sequence numbers below this are from before the current layer's start.
+    first_seq: u64,
+    /// Added (wrapping) to the current layer's fields.
+    seq_delta: u64,
+    timestamp_delta: u32,
+    picture_id_delta: u16,
+    tl0_delta: u8,
+    last: Option<Sent>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    seq: u64,
+    timestamp: u32,
+    at: Instant,
+    picture_id: Option<u16>,
+    tl0_pic_idx: Option<u8>,
+}
+
+impl LayerSwitch {
+    pub fn current(&self) -> Option<usize> {
+        self.current
+    }
+
+    pub fn target(&self) -> Option<usize> {
+        self.target
+    }
+
+    /// Sets the layer to move to. Returns whether a keyframe of it is needed: the
+    /// switch happens only at one.
+    pub fn set_target(&mut self, target: Option<usize>) -> bool {
+        self.target = target;
+        if target.is_none() {
+            // Pausing needs no keyframe: stop at once.
+            self.current = None;
+        }
+        target.is_some() && target != self.current
+    }
+
+    /// Whether the switch still waits for a keyframe of the target layer.
+    pub fn awaits_keyframe(&self) -> bool {
+        self.target.is_some() && self.target != self.current
+    }
+
+    /// Decides whether and how one source packet goes out.
+    pub fn packet(&mut self, packet: SourcePacket<'_>, now: Instant) -> Option<Rewritten> {
+        if self.target == Some(packet.layer) && self.current != Some(packet.layer) {
+            if !packet.vp8.is_some_and(|d| d.keyframe_start) {
+                return None;
+            }
+            self.start_layer(packet, now);
+        }
+        if self.current != Some(packet.layer) || packet.seq < self.first_seq {
+            return None;
+        }
+        let vp8 = packet.vp8;
+        let out = Rewritten {
+            seq: packet.seq.wrapping_add(self.seq_delta),
+            timestamp: packet.timestamp.wrapping_add(self.timestamp_delta),
+            picture_id: vp8.and_then(|d| d.picture_id).map(|id| {
+                (u32::from(id.value.wrapping_add(self.picture_id_delta)) % id.modulus()) as u16
+            }),
+            tl0_pic_idx: vp8
+                .and_then(|d| d.tl0_pic_idx)
+                .map(|(_, tl0)| tl0.wrapping_add(self.tl0_delta)),
+        };
+        let last = self.last.get_or_insert(Sent {
+            seq: out.seq,
+            timestamp: out.timestamp,
+            at: now,
+            picture_id: out.picture_id,
+            tl0_pic_idx: out.tl0_pic_idx,
+        });
+        if out.seq >= last.seq {
+            *last = Sent {
+                seq: out.seq,
+                timestamp: out.timestamp,
+                at: now,
+                picture_id: out.picture_id.or(last.picture_id),
+                tl0_pic_idx: out.tl0_pic_idx.or(last.tl0_pic_idx),
+            };
+        }
+        Some(out)
+    }
+
+    /// Starts forwarding `packet`'s layer from this keyframe on, continuing the
+    /// numbering of whatever went out before.
+    fn start_layer(&mut self, packet: SourcePacket<'_>, now: Instant) {
+        self.current = Some(packet.layer);
+        self.first_seq = packet.seq;
+        let Some(last) = self.last else {
+            // The first layer ever: keep the source's numbers, but start the sequence
+            // in SRTP rollover period zero, as a new stream must.
+            self.seq_delta = (packet.seq & 0xffff).wrapping_sub(packet.seq);
+            self.timestamp_delta = 0;
+            self.picture_id_delta = 0;
+            self.tl0_delta = 0;
+            return;
+        };
+        self.seq_delta = (last.seq + 1).wrapping_sub(packet.seq);
+        // Advance the clock by the time that really passed, at least one tick, so
+        // that the receiver's jitter buffer sees time move on.
+        let elapsed = now
+            .saturating_duration_since(last.at)
+            .min(Duration::from_secs(10));
+        let ticks = (elapsed.as_micros() as u64 * VIDEO_CLOCK_HZ / 1_000_000).max(1) as u32;
+        self.timestamp_delta = last
+            .timestamp
+            .wrapping_add(ticks)
+            .wrapping_sub(packet.timestamp);
+        if let Some(id) = packet.vp8.and_then(|d| d.picture_id) {
+            self.picture_id_delta = match last.picture_id {
+                Some(previous) => previous.wrapping_add(1).wrapping_sub(id.value),
+                None => 0,
+            };
+        }
+        if let Some((_, tl0)) = packet.vp8.and_then(|d| d.tl0_pic_idx) {
+            self.tl0_delta = match last.tl0_pic_idx {
+                Some(previous) => previous.wrapping_add(1).wrapping_sub(tl0),
+                None => 0,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(heights: &[(u64, u16)]) -> Vec<LayerInfo> {
+        heights
+            .iter()
+            .map(|&(kbps, height)| LayerInfo {
+                bitrate: kbps * 1000,
+                height: Some(height),
+            })
+            .collect()
+    }
+
+    fn camera() -> Vec<LayerInfo> {
+        layers(&[(150, 180), (500, 360), (1500, 720)])
+    }
+
+    fn shown(height: Option<u32>) -> TrackDemand {
+        TrackDemand {
+            shown_height: height,
+            layers: camera(),
+        }
+    }
+
+    #[test]
+    fn the_shown_size_picks_the_layer_when_bandwidth_is_plenty() {
+        let demands = [
+            shown(Some(700)),
+            shown(Some(300)),
+            shown(Some(120)),
+            shown(Some(0)),
+        ];
+        let allocation = allocate(Some(100_000_000), 100_000, &demands);
+        assert_eq!(allocation.layers, vec![Some(2), Some(1), Some(0), None]);
+        assert!(!allocation.starved);
+        assert_eq!(allocation.desired, 2_150_000);
+        assert_eq!(allocation.next_step, None);
+    }
+
+    #[test]
+    fn unknown_bandwidth_and_size_mean_the_top_layer() {
+        let allocation = allocate(None, 0, &[shown(None)]);
+        assert_eq!(allocation.layers, vec![Some(2)]);
+    }
+
+    #[test]
+    fn the_most_prominent_video_is_raised_first() {
+        // 1.1 Mbit/s for video after audio: the large video gets the middle layer, the
+        // thumbnail its lowest.
+        let demands = [shown(Some(100)), shown(Some(700))];
+        let estimate = ((1_100_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let allocation = allocate(Some(estimate), 50_000, &demands);
+        assert_eq!(allocation.layers, vec![Some(0), Some(1)]);
+        assert_eq!(allocation.next_step, Some(1_000_000));
+        assert!(!allocation.starved);
+    }
+
+    #[test]
+    fn audio_comes_first_and_video_that_does_not_fit_is_paused() {
+        // 300 kbit/s: 50 for audio, 205 left for video: one lowest layer fits.
+        let demands = [shown(Some(100)), shown(Some(700))];
+        let allocation = allocate(Some(300_000), 50_000, &demands);
+        assert_eq!(allocation.layers, vec![None, Some(0)]);
+        assert!(allocation.starved);
+        assert_eq!(allocation.next_step, Some(350_000));
+        // Not even one lowest layer: audio only.
+        let allocation = allocate(Some(150_000), 50_000, &demands);
+        assert_eq!(allocation.layers, vec![None, None]);
+        assert!(allocation.starved);
+        assert_eq!(allocation.next_step, Some(150_000));
+    }
+
+    #[test]
+    fn a_single_layer_track_is_all_or_nothing() {
+        let demand = TrackDemand {
+            shown_height: Some(360),
+            layers: layers(&[(500, 360)]),
+        };
+        assert_eq!(
+            allocate(Some(400_000), 0, std::slice::from_ref(&demand)).layers,
+            vec![None]
+        );
+        assert_eq!(
+            allocate(Some(1_000_000), 0, &[demand]).layers,
+            vec![Some(0)]
+        );
+    }
+
+    fn keyframe() -> vp8::Descriptor {
+        vp8::Descriptor {
+            picture_id: Some(vp8::PictureId {
+                value: 0,
+                offset: 2,
+                long: true,
+            }),
+            tl0_pic_idx: None,
+            keyframe_start: true,
+            size: None,
+        }
+    }
+
+    fn with_picture_id(mut descriptor: vp8::Descriptor, id: u16) -> vp8::Descriptor {
+        if let Some(picture_id) = descriptor.picture_id.as_mut() {
+            picture_id.value = id;
+        }
+        descriptor
+    }
+
+    fn source(layer: usize, seq: u64, timestamp: u32, d: &vp8::Descriptor) -> SourcePacket<'_> {
+        SourcePacket {
+            layer,
+            seq,
+            timestamp,
+            vp8: Some(d),
+        }
+    }
+
+    #[test]
+    fn a_switch_waits_for_a_keyframe_and_numbering_runs_on() {
+        let start = Instant::now();
+        let mut switch = LayerSwitch::default();
+        assert!(switch.set_target(Some(0)));
+        let inter = vp8::Descriptor {
+            keyframe_start: false,
+            ..keyframe()
+        };
+        // Nothing before the first keyframe.
+        assert_eq!(switch.packet(source(0, 70_000, 1000, &inter), start), None);
+        let key = with_picture_id(keyframe(), 500);
+        let first = switch.packet(source(0, 70_001, 4000, &key), start).unwrap();
+        assert_eq!(first.seq, 70_001 & 0xffff);
+        assert_eq!(first.timestamp, 4000);
+        assert_eq!(first.picture_id, Some(500));
+        let next = with_picture_id(inter, 501);
+        let t1 = start + Duration::from_millis(40);
+        assert_eq!(
+            switch
+                .packet(source(0, 70_002, 7600, &next), t1)
+                .unwrap()
+                .seq,
+            4_466
+        );
+
+        // Up to layer 1: layer 0 goes on until layer 1's keyframe.
+        assert!(switch.set_target(Some(1)));
+        assert_eq!(
+            switch.packet(source(1, 9, 123_456, &with_picture_id(inter, 77)), t1),
+            None
+        );
+        assert!(switch.packet(source(0, 70_003, 7600, &next), t1).is_some());
+        let t2 = t1 + Duration::from_millis(10);
+        let switched = switch
+            .packet(source(1, 10, 123_456, &with_picture_id(keyframe(), 78)), t2)
+            .unwrap();
+        assert_eq!(switched.seq, 4_468);
+        assert_eq!(switched.timestamp, 7600 + 900);
+        assert_eq!(switched.picture_id, Some(502));
+        assert_eq!(switch.current(), Some(1));
+        // The old layer is no longer forwarded, nor the new one's older packets.
+        assert_eq!(switch.packet(source(0, 70_004, 9000, &next), t2), None);
+        assert_eq!(switch.packet(source(1, 9, 123_000, &inter), t2), None);
+        let after = switch
+            .packet(source(1, 11, 126_456, &with_picture_id(inter, 79)), t2)
+            .unwrap();
+        assert_eq!(
+            (after.seq, after.timestamp, after.picture_id),
+            (4_469, 11_500, Some(503))
+        );
+    }
+
+    #[test]
+    fn pausing_stops_at_once_and_resuming_waits_for_a_keyframe() {
+        let now = Instant::now();
+        let mut switch = LayerSwitch::default();
+        switch.set_target(Some(0));
+        let key = keyframe();
+        let packet = |seq| SourcePacket {
+            layer: 0,
+            seq,
+            timestamp: 0,
+            vp8: Some(&key),
+        };
+        assert!(switch.packet(packet(1), now).is_some());
+        assert!(!switch.set_target(None));
+        assert_eq!(switch.packet(packet(2), now), None);
+        assert!(switch.set_target(Some(0)));
+        assert!(switch.awaits_keyframe());
+        assert_eq!(switch.packet(packet(3), now).unwrap().seq, 2);
+    }
+}
