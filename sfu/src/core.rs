@@ -45,9 +45,14 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
-/// What one audio track takes of a subscriber's bandwidth before any video: Opus at
-/// its highest voice rate with packet overhead.
-const AUDIO_RESERVE_BPS: u64 = 64_000;
+/// What one audio track is assumed to take of a subscriber's bandwidth, before any
+/// video, until its rate is measured: Opus voice at 32 kbit/s and 50 packets a second
+/// with their overhead.
+const AUDIO_RESERVE_BPS: u64 = 56_000;
+/// Bytes a forwarded packet takes on the line beyond its payload: IPv4, UDP, RTP with
+/// its header extensions, and the SRTP tag. Counted into measured rates so that they
+/// compare with the estimate, which is of everything sent.
+const PACKET_OVERHEAD_BYTES: u64 = 60;
 /// Bitrates assumed for a layer not yet measured, lowest layer first: what the web
 /// client asks its encoder for (180p, 360p, 720p).
 const NOMINAL_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
@@ -182,9 +187,9 @@ struct LayerIn {
     keyframes: KeyframeThrottle,
     /// Packets received since the last line sample, for the uplink's loss.
     arrivals: Arrivals,
-    /// Payload bytes since the last measurement.
+    /// Bytes on the line (payload and overhead) since the last measurement.
     bytes: u64,
-    /// Measured bits per second; kept while the layer is paused.
+    /// Measured bits per second on the line; kept while the layer is paused.
     bitrate: Option<u64>,
     /// The picture height its last keyframe declared.
     height: Option<u16>,
@@ -723,17 +728,19 @@ impl Sfu {
             let OutState::Open(mid) = track.state else {
                 continue;
             };
-            if track.kind == MediaKind::Audio {
-                audio += AUDIO_RESERVE_BPS;
-                continue;
-            }
-            let Some(source) = self
-                .peers
-                .get(&key.peer)
-                .and_then(|publisher| publisher.tracks_in.get(&key.mid))
-            else {
+            let Some(publisher) = self.peers.get(&key.peer) else {
                 continue;
             };
+            let Some(source) = publisher.tracks_in.get(&key.mid) else {
+                continue;
+            };
+            if track.kind == MediaKind::Audio {
+                // Withheld audio (not the floor, muted by the chair) takes nothing.
+                if publisher.audio_allowed {
+                    audio += source.layers[0].bitrate.unwrap_or(AUDIO_RESERVE_BPS);
+                }
+                continue;
+            }
             let count = source.layers.len();
             let mut layers = Vec::new();
             let mut indices = Vec::new();
@@ -751,11 +758,16 @@ impl Sfu {
                 });
                 indices.push(index);
             }
+            let current = track
+                .switch
+                .current()
+                .and_then(|current| indices.iter().position(|&i| i == current));
             keys.push(*key);
             offered.push(indices);
             demands.push(TrackDemand {
                 shown_height: peer.shown_heights.get(&mid).copied(),
                 layers,
+                current,
             });
         }
         let allocation = simulcast::allocate(peer.estimate, audio, &demands);
@@ -768,6 +780,24 @@ impl Sfu {
                 continue;
             };
             let layer = choice.and_then(|choice| indices.get(choice).copied());
+            // Stepping down for lack of bandwidth: stop the layer that does not fit at
+            // once rather than push more of it into a full line until the lower
+            // layer's keyframe comes; the picture holds still meanwhile. Stepping down
+            // because the video is shown smaller keeps it until the switch.
+            let congested = allocation.starved || allocation.next_step.is_some();
+            if layer != track.switch.target() {
+                tracing::debug!(
+                    subscriber = %id,
+                    source = %key.peer,
+                    from = ?track.switch.current(),
+                    to = ?layer,
+                    estimate = ?peer.estimate,
+                    "layer target"
+                );
+            }
+            if congested && layer < track.switch.current() {
+                track.switch.set_target(None);
+            }
             track.switch.set_target(layer);
             if let (true, Some(layer)) = (track.switch.awaits_keyframe(), layer) {
                 keyframes.push((*key, layer));
@@ -783,11 +813,11 @@ impl Sfu {
             ));
         }
         if self.config.initial_estimate.is_some() {
-            // Keep enough flowing (padding where media falls short) to find out whether
-            // the next step up fits, and probe towards everything the peer would show.
-            let desired = allocation.desired + audio;
-            let minimum =
-                (allocation.allocated + audio + allocation.next_step.unwrap_or(0)).min(desired);
+            // Probe towards everything the peer would show, with room above it so that
+            // the estimate does not sit right at what the top layers need; but never pad
+            // beyond what is sent: on a full line padding only adds delay and loss.
+            let desired = (allocation.desired + audio) * 6 / 5;
+            let minimum = allocation.allocated + audio;
             if peer.bwe_rates != Some((minimum, desired)) {
                 peer.bwe_rates = Some((minimum, desired));
                 peer.rtc
@@ -797,6 +827,17 @@ impl Sfu {
         }
         self.mark_dirty(id);
         for (key, layer) in keyframes {
+            // A layer paused at its publisher sends no keyframe until it is resumed:
+            // tell the publisher now rather than at the next round.
+            let paused = self
+                .peers
+                .get(&key.peer)
+                .and_then(|publisher| publisher.tracks_in.get(&key.mid))
+                .and_then(|track| track.announced.as_ref())
+                .is_some_and(|announced| !announced.get(layer).copied().unwrap_or(true));
+            if paused {
+                self.layers_due = Some(now);
+            }
             self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
         }
     }
@@ -806,14 +847,16 @@ impl Sfu {
     fn choose_layers(&mut self, now: Instant) {
         let seconds = LAYER_INTERVAL.as_secs_f64();
         let mut any_video = false;
-        for layer in self
+        for (kind, layer) in self
             .peers
             .values_mut()
             .flat_map(|peer| peer.tracks_in.values_mut())
-            .filter(|track| track.kind == MediaKind::Video)
-            .flat_map(|track| track.layers.iter_mut())
+            .flat_map(|track| {
+                let kind = track.kind;
+                track.layers.iter_mut().map(move |l| (kind, l))
+            })
         {
-            any_video = true;
+            any_video |= kind == MediaKind::Video;
             if layer.bytes > 0 {
                 let measured = (layer.bytes as f64 * 8.0 / seconds) as u64;
                 // Smoothed over two rounds: a keyframe is a burst.
@@ -835,14 +878,17 @@ impl Sfu {
         for id in receivers {
             self.allocate_layers(id, now);
         }
-        // Which layers some subscriber receives or waits for.
+        // Which layers some subscriber receives or waits for; and the lowest layer of
+        // every track anyone subscribes to, so that a subscriber whose line suddenly
+        // fails can always step down to a layer already flowing, without waiting for
+        // the publisher to resume one. It is the cheapest to keep.
         let mut wanted = Vec::new();
         for peer in self.peers.values() {
             for (key, track) in &peer.tracks_out {
                 if track.kind != MediaKind::Video {
                     continue;
                 }
-                for layer in [track.switch.current(), track.switch.target()]
+                for layer in [Some(0), track.switch.current(), track.switch.target()]
                     .into_iter()
                     .flatten()
                 {
@@ -1192,6 +1238,7 @@ impl Sfu {
                     return;
                 };
                 let estimate = can_probe.then(|| estimate.as_u64());
+                tracing::trace!(peer = %id, ?estimate, "bandwidth estimate");
                 if peer.estimate != estimate {
                     peer.estimate = estimate;
                     self.allocate_layers(id, now);
@@ -1305,7 +1352,7 @@ impl Sfu {
         };
         let layer = &mut track.layers[layer_index];
         layer.arrivals.packet(*packet.seq_no);
-        layer.bytes += packet.payload.len() as u64;
+        layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD_BYTES;
         layer.last_packet = Some(now);
         let is_audio = track.kind == MediaKind::Audio;
         // Read once here, not per subscriber: where a keyframe starts, its size, and

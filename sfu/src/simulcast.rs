@@ -34,6 +34,8 @@ pub(crate) struct TrackDemand {
     pub shown_height: Option<u32>,
     /// The source's layers, lowest first.
     pub layers: Vec<LayerInfo>,
+    /// The layer the subscriber receives now, if any.
+    pub current: Option<usize>,
 }
 
 /// What [`allocate`] decided for one subscriber.
@@ -54,9 +56,13 @@ pub(crate) struct Allocation {
     pub next_step: Option<u64>,
 }
 
-/// Up to this fraction of the estimate is given to video, leaving room for audio
-/// bursts, retransmissions and the estimate's own error.
-const BUDGET_SHARE: f64 = 0.85;
+/// Up to this fraction of the estimate is given to media, leaving room for RTCP,
+/// retransmissions and bursts: the estimate itself already errs low.
+const BUDGET_SHARE: f64 = 0.9;
+/// A layer a subscriber already receives is kept while the budget holds this share of
+/// its rate: a layer's rate and the estimate both wander (a keyframe is a burst), and a
+/// picture that changes size at every wobble is worse than one that does not.
+const KEEP_SHARE: f64 = 0.75;
 
 /// The layer a track's shown size calls for: the smallest whose pictures are at least
 /// as tall as the video is shown, else the top one.
@@ -95,13 +101,25 @@ pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand
     order.sort_by_key(|&track| std::cmp::Reverse(demands[track].shown_height.unwrap_or(u32::MAX)));
     let mut layers: Vec<Option<usize>> = vec![None; demands.len()];
     let mut starved = false;
+    // What taking `step` more for `layer` of `track` needs of the budget: less for a
+    // layer it has now.
+    let needs = |track: usize, layer: usize, step: u64| {
+        if demands[track]
+            .current
+            .is_some_and(|current| layer <= current)
+        {
+            (step as f64 * KEEP_SHARE) as u64
+        } else {
+            step
+        }
+    };
     // First every shown track gets its lowest layer, most prominent first...
     for &track in &order {
         if wanted[track].is_none() {
             continue;
         }
-        if rate(track, 0) <= budget {
-            budget -= rate(track, 0);
+        if needs(track, 0, rate(track, 0)) <= budget {
+            budget = budget.saturating_sub(rate(track, 0));
             layers[track] = Some(0);
         } else {
             starved = true;
@@ -116,11 +134,11 @@ pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand
         };
         while layer < want {
             let step = rate(track, layer + 1).saturating_sub(rate(track, layer));
-            if step > budget {
+            if needs(track, layer + 1, step) > budget {
                 next_step.get_or_insert(step);
                 break;
             }
-            budget -= step;
+            budget = budget.saturating_sub(step);
             layer += 1;
         }
         layers[track] = Some(layer);
@@ -322,6 +340,7 @@ mod tests {
         TrackDemand {
             shown_height: height,
             layers: camera(),
+            current: None,
         }
     }
 
@@ -378,6 +397,7 @@ mod tests {
         let demand = TrackDemand {
             shown_height: Some(360),
             layers: layers(&[(500, 360)]),
+            current: None,
         };
         assert_eq!(
             allocate(Some(400_000), 0, std::slice::from_ref(&demand)).layers,
@@ -386,6 +406,32 @@ mod tests {
         assert_eq!(
             allocate(Some(1_000_000), 0, &[demand]).layers,
             vec![Some(0)]
+        );
+    }
+
+    #[test]
+    fn a_layer_received_is_kept_through_a_dip_but_not_a_fall() {
+        let receiving_top = TrackDemand {
+            current: Some(2),
+            ..shown(None)
+        };
+        // 1.6 Mbit/s of budget is short of the top layer's 1.5 + nothing else... but
+        // within the share a layer already received may keep.
+        let dip = ((1_300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        assert_eq!(
+            allocate(Some(dip), 50_000, &[receiving_top.clone()]).layers,
+            vec![Some(2)]
+        );
+        // A newcomer at the same estimate does not get it.
+        assert_eq!(
+            allocate(Some(dip), 50_000, &[shown(None)]).layers,
+            vec![Some(1)]
+        );
+        // Far below, it steps down.
+        let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
+        assert_eq!(
+            allocate(Some(fall), 50_000, &[receiving_top]).layers,
+            vec![Some(1)]
         );
     }
 

@@ -36,6 +36,9 @@ pub struct SiteNamespace {
     line: String,
     /// The line's link towards the server, in the line's namespace.
     uplink: String,
+    /// The line's link towards the site, in the line's namespace: what leaves by it is
+    /// the site's downlink.
+    downlink: String,
     wrapper: Option<PathBuf>,
 }
 
@@ -47,11 +50,12 @@ impl SiteNamespace {
             name: format!("cau-site-{id}"),
             line: format!("cau-line-{id}"),
             uplink: format!("caur{id}"),
+            downlink: format!("caul{id}"),
             wrapper: None,
         };
         let (site, line) = (namespace.name.as_str(), namespace.line.as_str());
         let (server_end, uplink) = (format!("cauh{id}"), namespace.uplink.as_str());
-        let (line_end, site_end) = (format!("caul{id}"), format!("caus{id}"));
+        let (line_end, site_end) = (namespace.downlink.clone(), format!("caus{id}"));
         run(&["ip", "netns", "add", site])?;
         run(&["ip", "netns", "add", line])?;
         run(&[
@@ -104,6 +108,12 @@ impl SiteNamespace {
     /// The line's link towards the server: down, the site is cut off.
     pub fn uplink(&self) -> &str {
         &self.uplink
+    }
+
+    /// The line's link towards the site: a rate cap on it (`tc` in [`SiteNamespace::line`])
+    /// caps the site's downlink.
+    pub fn downlink(&self) -> &str {
+        &self.downlink
     }
 
     /// Brings the line up or takes it down.

@@ -378,7 +378,8 @@ export class Session {
     for (const track of this.stream.getTracks()) {
       const init = { direction: 'sendonly', streams: [this.stream] };
       if (track.kind === 'video') init.sendEncodings = CAMERA_LAYERS.map((layer) => ({ ...layer }));
-      pc.addTransceiver(track, init);
+      const transceiver = pc.addTransceiver(track, init);
+      if (track.kind === 'video') keepResolution(transceiver.sender);
     }
     // A site with neither camera nor microphone (an IT room's PC, a page the browser does
     // not trust with them) still takes part: its offer needs one media section, or the
@@ -722,6 +723,21 @@ export function showNotice(key, detail = '', vars = undefined) {
     detailElement.textContent = '';
   }
   $('notice').hidden = false;
+}
+
+/**
+ * Asks the encoder to keep each layer's size and drop frames instead when the PC or the
+ * uplink runs short: the server matches layers to the sizes sites show videos at, and a
+ * layer whose picture shrinks on its own would be chosen for a size it no longer fills.
+ */
+function keepResolution(sender) {
+  try {
+    const parameters = sender.getParameters();
+    parameters.degradationPreference = 'maintain-resolution';
+    sender.setParameters(parameters).catch((error) => console.warn('degradationPreference', error));
+  } catch (error) {
+    console.warn('degradationPreference', error);
+  }
 }
 
 /** Show or hide the notice that the line carries audio but not (all) video. */

@@ -15,6 +15,8 @@ mod browser_without_camera_or_microphone_takes_part;
 mod browsers_follow_the_chairs_floor;
 mod browsers_meet_over_https;
 mod browsers_see_and_hear_each_other;
+mod capped_publisher_is_still_heard;
+mod capped_subscriber_keeps_audio_and_steps_down;
 mod chair_gives_and_takes_the_floor;
 mod closed_participant_is_announced;
 mod full_room_refuses_join;

@@ -1,0 +1,76 @@
+//! A site whose uplink is capped at 400 kbit/s mid-meeting: the others still hear it
+//! cleanly (audio loss under 1%), and its video still arrives, in whatever layers its
+//! browser can still send.
+//!
+//! The capped site's Chromium runs in a network namespace of its own behind a "line"
+//! namespace (`tests/src/netns.rs`); the cap is an htb class whose queue holds a quarter
+//! of a second, on the line's link towards the server. The listening site's Chromium,
+//! with no camera or microphone, runs beside the server.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cau_tests::browser::run_script_for;
+use cau_tests::netns::{SERVER_IP, SiteNamespace};
+use cau_tests::server::start_test_server_with;
+use cau_tests::shaping::run_in_private_network;
+
+const CAP_KBIT: &str = "400";
+const AUDIO_LOSS_BELOW_PERCENT: f64 = 1.0;
+const HOLD_S: &str = "20";
+
+#[test]
+fn capped_publisher_is_still_heard() -> anyhow::Result<()> {
+    run_in_private_network(scenario)
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let mut namespace = SiteNamespace::create()?;
+    let chromium = std::env::var("CAU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let launcher = namespace.chromium_wrapper(&chromium)?;
+    let config = format!(
+        "[http]\nlisten = \"{SERVER_IP}:0\"\n\
+         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n"
+    );
+    let server = start_test_server_with(&config).await?;
+    let report = run_script_for(
+        "capped-line.mjs",
+        &[
+            &server.base_url(),
+            "giao-ban",
+            "uplink",
+            namespace.line(),
+            namespace.uplink(),
+            &launcher.to_string_lossy(),
+            CAP_KBIT,
+            HOLD_S,
+        ],
+        Duration::from_secs(150),
+    )
+    .await?;
+    server.shutdown(Duration::from_secs(1)).await;
+    drop(namespace);
+
+    let good = &report["pages"]["Good"];
+    let audio = &good["audio_under_cap"];
+    let received = audio["received"].as_u64().unwrap_or(0);
+    let loss = audio["loss_percent"]
+        .as_f64()
+        .with_context(|| format!("no audio figures under the cap: {report}"))?;
+    // 50 packets a second for the 20 s hold: most of them must have arrived.
+    if received < 50 * 20 * 9 / 10 || loss >= AUDIO_LOSS_BELOW_PERCENT {
+        bail!(
+            "the capped site's audio reached the other at {loss:.2}% loss ({received} packets): \
+             {report}"
+        );
+    }
+    let frames = good["video_frames_under_cap"].as_u64().unwrap_or(0);
+    if frames == 0 {
+        bail!("the capped site's video stopped under the cap: {report}");
+    }
+    eprintln!(
+        "figures: audio under the cap {audio}, {frames} video frames decoded, heights {}",
+        good["heights"]
+    );
+    Ok(())
+}
