@@ -419,7 +419,7 @@ mod tests {
         // within the share a layer already received may keep.
         let dip = ((1_300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
         assert_eq!(
-            allocate(Some(dip), 50_000, &[receiving_top.clone()]).layers,
+            allocate(Some(dip), 50_000, std::slice::from_ref(&receiving_top)).layers,
             vec![Some(2)]
         );
         // A newcomer at the same estimate does not get it.
