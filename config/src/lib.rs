@@ -64,6 +64,8 @@ pub struct MediaConfig {
     pub advertised_ip: IpAddr,
     peer_timeout_ms: u64,
     keyframe_request_interval_ms: u64,
+    /// Offer a passive TCP candidate beside the UDP one.
+    pub ice_tcp: bool,
     bandwidth_estimation: bool,
     initial_estimate_kbps: u64,
 }
@@ -315,6 +317,12 @@ impl MediaConfig {
 
     pub fn keyframe_request_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_request_interval_ms)
+    }
+
+    /// Where the ICE-TCP listener binds, if ICE-TCP is on: udp_listen's address and
+    /// port number.
+    pub fn tcp_listen(&self) -> Option<SocketAddr> {
+        self.ice_tcp.then_some(self.udp_listen)
     }
 
     /// The bandwidth estimate each participant's connection starts from, in bits per

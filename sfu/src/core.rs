@@ -21,7 +21,7 @@ use str0m::crypto::CryptoProvider;
 use str0m::format::PayloadParams;
 use str0m::ice::StunMessage;
 use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt, Rid};
-use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -63,6 +63,10 @@ pub struct SfuConfig {
     /// The address browsers send media to: the host candidate in every SDP, and the
     /// destination of every datagram handed to [`Sfu::handle_datagram`].
     pub candidate_addr: SocketAddr,
+    /// The passive TCP candidate (ICE-TCP, RFC 6544) for sites whose firewall blocks
+    /// UDP: the destination of every packet handed to [`Sfu::handle_tcp_packet`].
+    /// `None`: UDP only.
+    pub tcp_candidate_addr: Option<SocketAddr>,
     /// A connected peer silent this long is dropped.
     pub peer_timeout: Duration,
     /// A peer that never connects is dropped after this long: ICE and DTLS over a slow
@@ -313,6 +317,25 @@ impl Sfu {
 
     /// Handles one datagram that arrived on the media socket from `source`.
     pub fn handle_datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        self.handle_packet(Protocol::Udp, source, data, now);
+    }
+
+    /// Handles one packet that arrived over a TCP connection from `source`, already cut
+    /// out of the stream (RFC 4571 framing). Outputs to such a peer come back as
+    /// [`Transmit`]s whose `proto` is TCP, for the shell to frame onto the connection.
+    pub fn handle_tcp_packet(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        if self.config.tcp_candidate_addr.is_none() {
+            self.stats.datagrams_unroutable += 1;
+            return;
+        }
+        self.handle_packet(Protocol::Tcp, source, data, now);
+    }
+
+    fn handle_packet(&mut self, proto: Protocol, source: SocketAddr, data: &[u8], now: Instant) {
+        let destination = match (proto, self.config.tcp_candidate_addr) {
+            (Protocol::Tcp, Some(tcp)) => tcp,
+            _ => self.config.candidate_addr,
+        };
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.stats.datagrams_malformed += 1;
             return;
@@ -322,9 +345,9 @@ impl Sfu {
             return;
         };
         let receive = Receive {
-            proto: Protocol::Udp,
+            proto,
             source,
-            destination: self.config.candidate_addr,
+            destination,
             contents,
         };
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -470,6 +493,22 @@ impl Sfu {
             }
         };
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.config.tcp_candidate_addr {
+            // Passive: the browser connects to us. A site whose firewall passes UDP
+            // prefers the UDP candidate (ICE ranks UDP higher); one that blocks UDP
+            // still gets through.
+            match Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+            {
+                Ok(candidate) => {
+                    rtc.add_local_candidate(candidate);
+                }
+                Err(e) => tracing::warn!("no TCP candidate: {e}"),
+            }
+        }
         let accepted = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
         let answer = match accepted {
             Ok(Ok(answer)) => answer,

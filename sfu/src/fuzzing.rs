@@ -425,6 +425,7 @@ fn new_sfu() -> Sfu {
         keyframe_request_interval: Duration::from_millis(500),
         link_stats_interval: Some(Duration::from_secs(1)),
         initial_estimate: None,
+        tcp_candidate_addr: None,
     })
 }
 

@@ -23,6 +23,7 @@ mod line_test;
 mod link;
 mod shell;
 mod simulcast;
+mod tcp;
 mod throttle;
 mod voice;
 mod vp8;

@@ -15,6 +15,9 @@
 //! segmentation-offload send (see [`crate::batch`]). On these machines the kernel's cost
 //! per send is several times the SRTP work of a packet, so the number of sends, not the
 //! forwarding code, sets the CPU per forwarded packet.
+//!
+//! The same thread accepts ICE-TCP connections on the media TCP port, when one is
+//! configured, and carries their packets to and from the core ([`crate::tcp`]).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, IoSliceMut};
@@ -25,18 +28,22 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use quinn_udp::{RecvMeta, UdpSocketState};
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::batch;
 use crate::core::{Sfu, SfuConfig, SfuStats};
+use crate::tcp::Connections;
 use crate::{Command, LineTestPlan, PeerEvent, PeerId, RoomId, Subscriptions};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+const TCP_LISTENER: Token = Token(2);
+/// Accepted ICE-TCP connections take tokens from here up.
+const FIRST_TCP_CONNECTION: usize = 3;
 
 /// The largest datagram we accept. WebRTC keeps packets under the path MTU (about
 /// 1,200 bytes); anything larger is not ours, and is dropped.
@@ -57,6 +64,7 @@ pub struct SfuHandle {
     commands: mpsc::Sender<ShellCommand>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
+    tcp_local_addr: Option<SocketAddr>,
     shared: Arc<SharedStats>,
 }
 
@@ -96,10 +104,17 @@ enum ShellCommand {
     Shutdown,
 }
 
-/// Binds the media socket and starts the media thread.
+/// Binds the media socket (and, with `tcp_listen`, the ICE-TCP listener) and starts the
+/// media thread.
 ///
-/// `config.candidate_addr` may name a port of 0: it is replaced by the bound port.
-pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHandle> {
+/// `config.candidate_addr` may name a port of 0: it is replaced by the bound port. With
+/// `tcp_listen`, `config.tcp_candidate_addr` becomes the candidate address's IP with the
+/// TCP listener's bound port.
+pub fn spawn(
+    listen: SocketAddr,
+    tcp_listen: Option<SocketAddr>,
+    mut config: SfuConfig,
+) -> std::io::Result<SfuHandle> {
     let std_socket = bind_media_socket(listen)?;
     let local_addr = std_socket.local_addr()?;
     config.candidate_addr.set_port(local_addr.port());
@@ -107,6 +122,17 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)?;
+    let mut tcp = None;
+    let mut tcp_local_addr = None;
+    if let Some(tcp_listen) = tcp_listen {
+        let mut listener = TcpListener::bind(tcp_listen)?;
+        let bound = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, TCP_LISTENER, Interest::READABLE)?;
+        config.tcp_candidate_addr = Some(SocketAddr::new(config.candidate_addr.ip(), bound.port()));
+        tcp_local_addr = Some(bound);
+        tcp = Some(Connections::new(listener, FIRST_TCP_CONNECTION));
+    }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (commands, receiver) = mpsc::channel();
     let shared = Arc::new(SharedStats::default());
@@ -123,6 +149,9 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
         meta: [RecvMeta::default(); RECV_BATCH],
         outbox: Vec::new(),
         segments: Vec::with_capacity(batch::MAX_SEGMENTED_BYTES),
+        tcp,
+        tcp_scratch: vec![0; 1 << 16],
+        idle_checked: Instant::now(),
     };
     thread::Builder::new()
         .name("cau-media".into())
@@ -131,6 +160,7 @@ pub fn spawn(listen: SocketAddr, mut config: SfuConfig) -> std::io::Result<SfuHa
         commands,
         waker,
         local_addr,
+        tcp_local_addr,
         shared,
     })
 }
@@ -216,6 +246,11 @@ impl SfuHandle {
         self.local_addr
     }
 
+    /// The address the ICE-TCP listener is bound to, if there is one.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp_local_addr
+    }
+
     /// Peers currently held by the media thread.
     pub fn peer_count(&self) -> usize {
         self.shared.peers.load(Ordering::Relaxed)
@@ -264,6 +299,11 @@ struct Worker {
     outbox: Vec<Transmit>,
     /// One run of datagrams laid end to end for a segmented send.
     segments: Vec<u8>,
+    /// ICE-TCP connections, when a TCP port is configured.
+    tcp: Option<Connections>,
+    tcp_scratch: Vec<u8>,
+    /// When idle TCP connections were last looked for.
+    idle_checked: Instant,
 }
 
 impl Worker {
@@ -292,6 +332,9 @@ impl Worker {
             let readable = events.iter().any(|event| event.token() == SOCKET);
             if readable || socket_backlog {
                 socket_backlog = self.read_socket();
+            }
+            if self.tcp.is_some() {
+                self.handle_tcp(&events);
             }
             if !self.take_commands() {
                 tracing::info!("media thread stopping");
@@ -358,6 +401,40 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Accepts, reads and writes ICE-TCP connections as `events` say.
+    fn handle_tcp(&mut self, events: &Events) {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let now = Instant::now();
+        for event in events {
+            let token = event.token();
+            if token == TCP_LISTENER {
+                tcp.accept(registry, now);
+            } else if tcp.owns(token) {
+                if event.is_writable() {
+                    tcp.write(registry, token);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    let core = &mut self.core;
+                    tcp.read(
+                        registry,
+                        token,
+                        &mut self.tcp_scratch,
+                        now,
+                        |remote, packet| core.handle_tcp_packet(remote, packet, now),
+                    );
+                }
+            }
+        }
+        if now.saturating_duration_since(self.idle_checked) > Duration::from_secs(1) {
+            self.idle_checked = now;
+            tcp.close_idle(registry, now);
+        }
+        self.flush();
     }
 
     /// Carries out queued commands. Returns false at shutdown.
@@ -471,6 +548,17 @@ impl Worker {
     fn send_outbox(&mut self) {
         if self.outbox.is_empty() {
             return;
+        }
+        // Packets for ICE-TCP peers go onto their connections, framed.
+        if let Some(tcp) = self.tcp.as_mut() {
+            let registry = self.poll.registry();
+            self.outbox.retain(|transmit| {
+                if transmit.proto != Protocol::Tcp {
+                    return true;
+                }
+                tcp.send(registry, transmit.destination, &transmit.contents);
+                false
+            });
         }
         let runs = batch::plan(
             &mut self.outbox,

@@ -71,6 +71,7 @@ impl World {
             keyframe_request_interval: Duration::from_millis(500),
             link_stats_interval: Some(Duration::from_secs(1)),
             initial_estimate: None,
+            tcp_candidate_addr: None,
         });
         World {
             now,
@@ -802,6 +803,7 @@ fn no_line_figures_when_monitoring_is_off() {
         keyframe_request_interval: Duration::from_millis(500),
         link_stats_interval: None,
         initial_estimate: None,
+        tcp_candidate_addr: None,
     });
     let a = world.join(1);
     let b = world.join(1);

@@ -100,9 +100,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         keyframe_request_interval: config.media.keyframe_request_interval(),
         link_stats_interval: config.monitoring.stats_interval(),
         initial_estimate: config.media.initial_estimate(),
+        tcp_candidate_addr: None,
     };
-    let sfu = cau_sfu::spawn(config.media.udp_listen, sfu_config)
-        .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;
+    let sfu = cau_sfu::spawn(
+        config.media.udp_listen,
+        config.media.tcp_listen(),
+        sfu_config,
+    )
+    .with_context(|| format!("cannot bind the media socket {}", config.media.udp_listen))?;
     let monitor = monitor::Monitor::start(config.monitoring.clone(), store.clone())
         .await
         .context("cannot start line monitoring")?;

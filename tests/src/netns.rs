@@ -122,6 +122,18 @@ impl SiteNamespace {
         in_namespace(&self.line, &["ip", "link", "set", &self.uplink, state])
     }
 
+    /// Drops every UDP packet the site sends or receives, as a firewall that lets only
+    /// TCP through would (iptables in the site's own namespace).
+    pub fn block_udp(&self) -> anyhow::Result<()> {
+        for chain in ["OUTPUT", "INPUT"] {
+            in_namespace(
+                &self.name,
+                &["iptables-legacy", "-A", chain, "-p", "udp", "-j", "DROP"],
+            )?;
+        }
+        Ok(())
+    }
+
     /// A script that runs Chromium inside the namespace with the arguments it is given.
     pub fn chromium_wrapper(&mut self, chromium: &str) -> anyhow::Result<PathBuf> {
         let path = std::env::temp_dir().join(format!("{}-chromium.sh", self.name));

@@ -96,6 +96,7 @@ impl Line {
             keyframe_request_interval: Duration::from_millis(500),
             link_stats_interval: None,
             initial_estimate: None,
+            tcp_candidate_addr: None,
         });
         let mut client = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))

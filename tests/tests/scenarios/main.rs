@@ -43,6 +43,7 @@ mod scheduling_api_validates_and_refuses_conflicts;
 mod secretary_edits_the_site_directory;
 mod secrets_never_reach_the_logs;
 mod server_restarts_lose_nothing;
+mod site_behind_a_udp_firewall_meets_over_tcp;
 mod site_directory_is_seeded_and_edited;
 mod site_whose_line_drops_keeps_its_seat;
 mod speaking_site_becomes_the_active_speaker;
