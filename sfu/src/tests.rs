@@ -23,6 +23,8 @@ use crate::{
 
 /// The line test, on a line of its own (clean or capped).
 mod line_test;
+/// Simulcast layers chosen by shown size, switched at keyframes, paused when unwatched.
+mod simulcast;
 /// Voice levels read from the audio level of forwarded packets.
 mod voice;
 
@@ -40,6 +42,8 @@ struct Client {
     pending: Option<SdpPendingOffer>,
     /// Our mid to the peer whose track it carries, from the server's offers.
     sources: HashMap<String, PeerId>,
+    /// Our mid to the kind of track it carries, from the server's offers.
+    kinds: HashMap<String, MediaKind>,
     /// Every frame received: (source peer, kind, bytes).
     received: Vec<(PeerId, MediaKind, Vec<u8>)>,
     keyframe_requests: usize,
@@ -89,6 +93,16 @@ impl World {
 
     /// Adds a client that receives only what `subscriptions` names.
     fn join_with(&mut self, room: u64, subscriptions: Subscriptions) -> usize {
+        self.join_publishing(room, subscriptions, None)
+    }
+
+    /// Adds a client whose video is sent in the layers `simulcast` names, if any.
+    fn join_publishing(
+        &mut self,
+        room: u64,
+        subscriptions: Subscriptions,
+        simulcast: Option<str0m::media::Simulcast>,
+    ) -> usize {
         let index = self.clients.len();
         let peer = PeerId(index as u64 + 1);
         let addr: SocketAddr = format!("10.0.1.{}:4000", index + 1).parse().unwrap();
@@ -98,7 +112,7 @@ impl World {
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut change = rtc.sdp_api();
         let audio = change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
-        let video = change.add_media(StrKind::Video, Direction::SendOnly, None, None, None);
+        let video = change.add_media(StrKind::Video, Direction::SendOnly, None, None, simulcast);
         let (offer, pending) = change.apply().unwrap();
         self.clients.push(Client {
             peer,
@@ -108,6 +122,7 @@ impl World {
             video,
             pending: Some(pending),
             sources: HashMap::new(),
+            kinds: HashMap::new(),
             received: Vec::new(),
             keyframe_requests: 0,
             online: true,
@@ -143,6 +158,7 @@ impl World {
                 }
                 PeerEvent::Offer { sdp, tracks } => {
                     for track in tracks {
+                        client.kinds.insert(track.mid.clone(), track.kind);
                         client.sources.insert(track.mid, track.source);
                     }
                     let offer = SdpOffer::from_sdp_string(&sdp).unwrap();

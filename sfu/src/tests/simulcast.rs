@@ -1,0 +1,157 @@
+//! Simulcast on simulated time: a str0m client publishes its video in three layers, as
+//! browsers do, each frame a keyframe declaring its layer's size and tagged with its
+//! layer; subscribers say at what size they show the video. Each receives, intact, the
+//! layer its size calls for, and a layer no one receives is paused at the publisher.
+
+use std::time::Duration;
+
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaTime, Rid, Simulcast, SimulcastLayer};
+
+use super::World;
+use crate::{Command, MediaKind, PeerEvent, PublishedLayer, Subscriptions};
+
+const LAYERS: [(&str, u16); 3] = [("l", 180), ("m", 360), ("h", 720)];
+
+/// A VP8 keyframe of `height` (16:9) from layer `rid`, tagged so that a receiver can
+/// tell which layer and frame it got, and whether it arrived whole.
+fn layer_frame(rid: &str, height: u16, count: u64) -> Vec<u8> {
+    let width = height / 9 * 16;
+    let mut bytes = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+    bytes.extend_from_slice(&width.to_le_bytes());
+    bytes.extend_from_slice(&height.to_le_bytes());
+    let tag = format!("{rid}/{count}/");
+    while bytes.len() < 2500 {
+        bytes.extend_from_slice(tag.as_bytes());
+    }
+    bytes.truncate(2500);
+    bytes
+}
+
+/// The layer a received frame came from, checking it arrived whole.
+fn layer_of(frame: &[u8]) -> &str {
+    let tag_bytes = &frame[10..];
+    let text = std::str::from_utf8(tag_bytes).expect("a frame arrived corrupted");
+    let rid = text.split('/').next().expect("a tagged frame");
+    let count = text.split('/').nth(1).expect("a tagged frame");
+    let whole = layer_frame(rid, frame_height(frame), count.parse().expect("a count"));
+    assert_eq!(frame, &whole[..], "a frame arrived changed");
+    rid
+}
+
+fn frame_height(frame: &[u8]) -> u16 {
+    u16::from_le_bytes([frame[8], frame[9]])
+}
+
+/// Writes one frame of every layer from the client at `index`.
+fn publish_layers(world: &mut World, index: usize, count: u64) {
+    let now = world.now;
+    let elapsed = now - world.start;
+    let client = &mut world.clients[index];
+    let time = MediaTime::from_90khz(elapsed.as_millis() as u64 * 90);
+    for (rid, height) in LAYERS {
+        let Some(writer) = client.rtc.writer(client.video) else {
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        writer
+            .rid(Rid::from(rid))
+            .write(pt, now, time, layer_frame(rid, height, count))
+            .unwrap();
+    }
+}
+
+/// The layers of the video frames the client at `index` received, in order.
+fn received_layers(world: &World, index: usize) -> Vec<String> {
+    world.clients[index]
+        .received
+        .iter()
+        .filter(|(_, kind, _)| *kind == MediaKind::Video)
+        .map(|(_, _, frame)| layer_of(frame).to_owned())
+        .collect()
+}
+
+fn run(world: &mut World, duration: Duration, publisher: usize, count: &mut u64) {
+    world.run(duration, |world| {
+        let elapsed = world.now - world.start;
+        if elapsed.as_millis() % 50 == 0 && elapsed > Duration::from_millis(500) {
+            publish_layers(world, publisher, *count);
+            *count += 1;
+        }
+    });
+}
+
+#[test]
+fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
+    let mut world = World::new();
+    let mut simulcast = Simulcast::new();
+    for (rid, _) in LAYERS {
+        simulcast.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let large = world.join(1);
+    let small = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(2), publisher, &mut count);
+
+    // Nothing said of sizes: the top layer, whole, for both.
+    for index in [large, small] {
+        let layers = received_layers(&world, index);
+        assert!(layers.len() > 10, "too few frames: {layers:?}");
+        assert!(layers.iter().all(|l| l == "h"), "{layers:?}");
+    }
+
+    // The small one shows the video 150 pixels high: the 180p layer fills it.
+    let mid = world.clients[small]
+        .kinds
+        .iter()
+        .find(|(_, kind)| **kind == MediaKind::Video)
+        .map(|(mid, _)| mid.clone())
+        .expect("the small subscriber receives the video");
+    let peer = world.clients[small].peer;
+    world.sfu.handle_command(
+        Command::SetVideoSizes {
+            peer,
+            heights: vec![(mid, 150)],
+        },
+        world.now,
+    );
+    let before = received_layers(&world, small).len();
+    run(&mut world, Duration::from_secs(6), publisher, &mut count);
+    let after: Vec<String> = received_layers(&world, small).split_off(before);
+    // One switch, at a keyframe, and from then on only the small layer.
+    let switch = after.iter().position(|l| l == "l").expect("never switched");
+    assert!(after[..switch].iter().all(|l| l == "h"), "{after:?}");
+    assert!(after[switch..].iter().all(|l| l == "l"), "{after:?}");
+    assert!(after.len() - switch > 50, "{after:?}");
+    // The large one is untouched.
+    assert!(received_layers(&world, large).iter().all(|l| l == "h"));
+
+    // No one receives the middle layer: its publisher is told to pause it, and only it.
+    let announced = world.clients[publisher]
+        .events
+        .iter()
+        .rev()
+        .find_map(|event| match event {
+            PeerEvent::PublishLayers { layers, .. } => Some(layers.clone()),
+            _ => None,
+        });
+    let active = |rid: &str, active: bool| PublishedLayer {
+        rid: Some(rid.to_owned()),
+        active,
+    };
+    assert_eq!(
+        announced,
+        Some(vec![
+            active("l", true),
+            active("m", false),
+            active("h", true)
+        ])
+    );
+}
