@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use str0m::format::Codec;
-use str0m::media::{Frequency, MediaTime, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{MediaTime, Rid, Simulcast, SimulcastLayer};
 
 use super::World;
 use crate::{Command, MediaKind, PeerEvent, PublishedLayer, Subscriptions};
