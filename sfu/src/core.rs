@@ -167,6 +167,8 @@ pub(crate) struct Peer {
     video_paused: bool,
     /// The rates last handed to str0m's estimator: (minimum, desired).
     bwe_rates: Option<(u64, u64)>,
+    /// The mid of the video line on which this peer shares its screen, if it said.
+    screen_mid: Option<Mid>,
 }
 
 /// A published track: the publishing peer and the track's mid in its SDP.
@@ -291,7 +293,14 @@ impl Sfu {
                 offer_sdp,
                 audio_allowed,
                 subscriptions,
-            } => self.add_peer(peer, room, &offer_sdp, audio_allowed, subscriptions, now),
+                screen_mid,
+            } => {
+                let screen_mid = screen_mid.as_deref().map(Mid::from);
+                self.add_peer(peer, room, &offer_sdp, audio_allowed, subscriptions, now);
+                if let Some(peer) = self.peers.get_mut(&peer) {
+                    peer.screen_mid = screen_mid;
+                }
+            }
             Command::SetSubscriptions {
                 peer,
                 subscriptions,
@@ -545,6 +554,7 @@ impl Sfu {
             shown_heights: HashMap::new(),
             video_paused: false,
             bwe_rates: None,
+            screen_mid: None,
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -621,6 +631,7 @@ impl Sfu {
             shown_heights: HashMap::new(),
             video_paused: false,
             bwe_rates: None,
+            screen_mid: None,
         };
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -807,6 +818,7 @@ impl Sfu {
                 shown_height: peer.shown_heights.get(&mid).copied(),
                 layers,
                 current,
+                screen: track.kind == MediaKind::Screen,
             });
         }
         let allocation = simulcast::allocate(peer.estimate, audio, &demands);
@@ -895,7 +907,7 @@ impl Sfu {
                 track.layers.iter_mut().map(move |l| (kind, l))
             })
         {
-            any_video |= kind == MediaKind::Video;
+            any_video |= kind.is_video();
             if layer.bytes > 0 {
                 let measured = (layer.bytes as f64 * 8.0 / seconds) as u64;
                 // Smoothed over two rounds: a keyframe is a burst.
@@ -907,11 +919,7 @@ impl Sfu {
         let receivers: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, peer)| {
-                peer.tracks_out
-                    .values()
-                    .any(|track| track.kind == MediaKind::Video)
-            })
+            .filter(|(_, peer)| peer.tracks_out.values().any(|track| track.kind.is_video()))
             .map(|(&id, _)| id)
             .collect();
         for id in receivers {
@@ -924,7 +932,7 @@ impl Sfu {
         let mut wanted = Vec::new();
         for peer in self.peers.values() {
             for (key, track) in &peer.tracks_out {
-                if track.kind != MediaKind::Video {
+                if !track.kind.is_video() {
                     continue;
                 }
                 for layer in [Some(0), track.switch.current(), track.switch.target()]
@@ -947,7 +955,7 @@ impl Sfu {
         }
         for (&id, peer) in &mut self.peers {
             for (mid, track) in &mut peer.tracks_in {
-                if track.kind != MediaKind::Video {
+                if !track.kind.is_video() {
                     continue;
                 }
                 let active: Vec<bool> = track
@@ -1195,7 +1203,7 @@ impl Sfu {
                             };
                             let slot = match track {
                                 MediaKind::Audio => &mut audio,
-                                MediaKind::Video => &mut video,
+                                MediaKind::Video | MediaKind::Screen => &mut video,
                             };
                             *slot = Some(slot.map_or(loss, |l| l.max(loss)));
                         }
@@ -1253,7 +1261,15 @@ impl Sfu {
                         layers.into_iter().map(|layer| layer.rid).collect()
                     })
                     .unwrap_or_default();
-                self.publish(id, added.mid, kind_of(added.kind), rids, now);
+                let screen = self
+                    .peers
+                    .get(&id)
+                    .is_some_and(|peer| peer.screen_mid == Some(added.mid));
+                let kind = match kind_of(added.kind) {
+                    MediaKind::Video if screen => MediaKind::Screen,
+                    kind => kind,
+                };
+                self.publish(id, added.mid, kind, rids, now);
             }
             Event::KeyframeRequest(request) => {
                 let Some(peer) = self.peers.get(&id) else {
@@ -1347,7 +1363,7 @@ impl Sfu {
                 announced,
             },
         );
-        if kind == MediaKind::Video && self.layers_due.is_none() {
+        if kind.is_video() && self.layers_due.is_none() {
             self.layers_due = Some(now + LAYER_INTERVAL);
         }
         let room = peer.room;
@@ -1392,8 +1408,16 @@ impl Sfu {
         let layer = &mut track.layers[layer_index];
         layer.arrivals.packet(*packet.seq_no);
         layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD_BYTES;
+        // A layer that starts (a screen shared, an encoder resumed) is chosen at once,
+        // not at the next round of layers.
+        let starts = layer
+            .last_packet
+            .is_none_or(|t| now.saturating_duration_since(t) >= LAYER_SILENCE);
         layer.last_packet = Some(now);
         let is_audio = track.kind == MediaKind::Audio;
+        if starts && !is_audio {
+            self.layers_due = Some(now);
+        }
         // Read once here, not per subscriber: where a keyframe starts, its size, and
         // the picture numbering that layer switches rewrite.
         let vp8 = if is_audio {
@@ -1525,7 +1549,7 @@ impl Sfu {
         let Some(track) = publisher.tracks_in.get_mut(&key.mid) else {
             return;
         };
-        if track.kind != MediaKind::Video {
+        if !track.kind.is_video() {
             return;
         }
         let Some(layer) = track.layers.get_mut(layer) else {
@@ -1594,7 +1618,7 @@ impl Sfu {
                     let mid = change.add_media(
                         match track.kind {
                             MediaKind::Audio => str0m::media::MediaKind::Audio,
-                            MediaKind::Video => str0m::media::MediaKind::Video,
+                            MediaKind::Video | MediaKind::Screen => str0m::media::MediaKind::Video,
                         },
                         Direction::SendOnly,
                         // The stream id is the source peer, so the client can tell

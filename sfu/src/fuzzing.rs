@@ -436,6 +436,7 @@ fn add_peer(peer: PeerId, sdp: &str) -> Command {
         offer_sdp: sdp.to_owned(),
         audio_allowed: true,
         subscriptions: Subscriptions::All,
+        screen_mid: None,
     }
 }
 

@@ -53,11 +53,22 @@ impl fmt::Display for PeerId {
     }
 }
 
-/// Audio or video.
+/// Audio, camera video, or a shared screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     Audio,
     Video,
+    /// A shared screen or window: video on a media line of its own, which the
+    /// publisher named in its offer (`AddPeer::screen_mid`). Subscribed to apart from
+    /// the camera, and served ahead of cameras when bandwidth is short.
+    Screen,
+}
+
+impl MediaKind {
+    /// Camera or screen: carried as video.
+    pub fn is_video(self) -> bool {
+        matches!(self, MediaKind::Video | MediaKind::Screen)
+    }
 }
 
 /// What signaling asks of the SFU.
@@ -73,6 +84,8 @@ pub enum Command {
         audio_allowed: bool,
         /// Which of the room's tracks it receives.
         subscriptions: Subscriptions,
+        /// The mid of the offer's video line that carries a shared screen, if any.
+        screen_mid: Option<String>,
     },
     /// The participant's answer to the SFU's latest [`PeerEvent::Offer`].
     Answer { peer: PeerId, sdp: String },
@@ -118,10 +131,16 @@ pub enum Subscriptions {
 }
 
 impl Subscriptions {
+    /// Whether the peer receives `publisher`'s track of `kind`. A shared screen is
+    /// received from whoever the peer may receive a screen from, or hear: in a meeting
+    /// the sites one hears are the ones presenting (the chair, the floor holder).
     pub fn wants(&self, publisher: PeerId, kind: MediaKind) -> bool {
         match self {
             Subscriptions::All => true,
-            Subscriptions::Only(set) => set.contains(&(publisher, kind)),
+            Subscriptions::Only(set) => {
+                set.contains(&(publisher, kind))
+                    || (kind == MediaKind::Screen && set.contains(&(publisher, MediaKind::Audio)))
+            }
         }
     }
 }

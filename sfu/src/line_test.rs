@@ -267,7 +267,7 @@ impl LineTest {
                     .map(|stream| stream.mid());
                 match mid.and_then(|mid| self.media_kinds.get(&mid)) {
                     Some(MediaKind::Audio) => self.audio_packets += 1,
-                    Some(MediaKind::Video) => self.video_packets += 1,
+                    Some(MediaKind::Video | MediaKind::Screen) => self.video_packets += 1,
                     None => {}
                 }
                 let bytes = packet.header.header_len + packet.payload.len();

@@ -134,7 +134,7 @@ impl LinkMeter {
         let batch = self.batch.get_or_insert_with(Batch::default);
         let t = &mut batch.totals;
         t.packets_in += stats.packets;
-        if kind == Some(MediaKind::Video) {
+        if kind.is_some_and(MediaKind::is_video) {
             t.video_bytes_in += stats.bytes;
         }
         t.nacks_in += stats.nacks;
@@ -211,7 +211,7 @@ impl LinkMeter {
 fn rtp_units_to_duration(units: u32, kind: MediaKind) -> Duration {
     let rate = match kind {
         MediaKind::Audio => 48_000,
-        MediaKind::Video => 90_000,
+        MediaKind::Video | MediaKind::Screen => 90_000,
     };
     Duration::from_micros(u64::from(units) * 1_000_000 / rate)
 }

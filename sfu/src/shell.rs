@@ -93,6 +93,7 @@ enum ShellCommand {
         offer_sdp: String,
         audio_allowed: bool,
         subscriptions: Subscriptions,
+        screen_mid: Option<String>,
         events: UnboundedSender<PeerEvent>,
     },
     AddLineTest {
@@ -200,6 +201,7 @@ impl SfuHandle {
         offer_sdp: String,
         audio_allowed: bool,
         subscriptions: Subscriptions,
+        screen_mid: Option<String>,
     ) -> UnboundedReceiver<PeerEvent> {
         let (events, receiver) = unbounded_channel();
         self.send(ShellCommand::AddPeer {
@@ -208,6 +210,7 @@ impl SfuHandle {
             offer_sdp,
             audio_allowed,
             subscriptions,
+            screen_mid,
             events,
         });
         receiver
@@ -454,6 +457,7 @@ impl Worker {
                     offer_sdp,
                     audio_allowed,
                     subscriptions,
+                    screen_mid,
                     events,
                 } => {
                     self.sinks.insert(peer, events);
@@ -464,6 +468,7 @@ impl Worker {
                             offer_sdp,
                             audio_allowed,
                             subscriptions,
+                            screen_mid,
                         },
                         now,
                     );

@@ -36,6 +36,9 @@ pub(crate) struct TrackDemand {
     pub layers: Vec<LayerInfo>,
     /// The layer the subscriber receives now, if any.
     pub current: Option<usize>,
+    /// A shared screen: served before every camera, since what is presented is what
+    /// the meeting is looking at.
+    pub screen: bool,
 }
 
 /// What [`allocate`] decided for one subscriber.
@@ -96,9 +99,13 @@ pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand
         Some(estimate) => ((estimate as f64 * BUDGET_SHARE) as u64).saturating_sub(audio),
         None => u64::MAX,
     };
-    // The most prominent first: shown larger, then unsized (assumed large).
+    // The most prominent first: a shared screen, then shown larger, then unsized
+    // (assumed large).
     let mut order: Vec<usize> = (0..demands.len()).collect();
-    order.sort_by_key(|&track| std::cmp::Reverse(demands[track].shown_height.unwrap_or(u32::MAX)));
+    order.sort_by_key(|&track| {
+        let demand = &demands[track];
+        std::cmp::Reverse((demand.screen, demand.shown_height.unwrap_or(u32::MAX)))
+    });
     let mut layers: Vec<Option<usize>> = vec![None; demands.len()];
     let mut starved = false;
     // What taking `step` more for `layer` of `track` needs of the budget: less for a
@@ -341,6 +348,7 @@ mod tests {
             shown_height: height,
             layers: camera(),
             current: None,
+            screen: false,
         }
     }
 
@@ -398,6 +406,7 @@ mod tests {
             shown_height: Some(360),
             layers: layers(&[(500, 360)]),
             current: None,
+            screen: false,
         };
         assert_eq!(
             allocate(Some(400_000), 0, std::slice::from_ref(&demand)).layers,
@@ -407,6 +416,21 @@ mod tests {
             allocate(Some(1_000_000), 0, &[demand]).layers,
             vec![Some(0)]
         );
+    }
+
+    #[test]
+    fn a_shared_screen_is_served_before_any_camera() {
+        let screen = TrackDemand {
+            shown_height: Some(100),
+            layers: layers(&[(300, 720)]),
+            current: None,
+            screen: true,
+        };
+        // Room for the screen or the large camera's lowest layer, not both.
+        let estimate = ((300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let allocation = allocate(Some(estimate), 50_000, &[shown(Some(700)), screen]);
+        assert_eq!(allocation.layers, vec![None, Some(0)]);
+        assert!(allocation.starved);
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl World {
                 offer_sdp: offer.to_sdp_string(),
                 audio_allowed: true,
                 subscriptions,
+                screen_mid: None,
             },
             self.now,
         );
@@ -311,7 +312,7 @@ fn frame_bytes(peer: PeerId, kind: MediaKind, count: u64) -> Vec<u8> {
     let tag = format!("{peer}/{kind:?}/{count}/");
     let len = match kind {
         MediaKind::Audio => 80,
-        MediaKind::Video => 2500,
+        MediaKind::Video | MediaKind::Screen => 2500,
     };
     let mut bytes = Vec::with_capacity(len);
     if kind == MediaKind::Video {
@@ -689,6 +690,7 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
                 offer_sdp: sdp.to_owned(),
                 audio_allowed: true,
                 subscriptions: Subscriptions::All,
+                screen_mid: None,
             },
             world.now,
         );

@@ -533,7 +533,7 @@ impl Test<'_> {
             }
         };
         let refusal = match message {
-            ClientMessage::Offer { sdp } if self.peer.is_none() => {
+            ClientMessage::Offer { sdp, .. } if self.peer.is_none() => {
                 let peer = self.state.next_peer_id();
                 self.media = Some(self.state.sfu.add_line_test(peer, sdp, plan.clone()));
                 self.peer = Some(peer);

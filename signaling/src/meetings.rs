@@ -237,6 +237,7 @@ impl Meetings {
         peer: PeerId,
         room: RoomId,
         offer_sdp: String,
+        screen_mid: Option<String>,
     ) -> UnboundedReceiver<PeerEvent> {
         let mut inner = self.lock();
         let link = inner
@@ -255,6 +256,7 @@ impl Meetings {
             offer_sdp,
             audio_allowed,
             Subscriptions::Only(subscriptions),
+            screen_mid,
         )
     }
 

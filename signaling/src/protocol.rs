@@ -47,6 +47,9 @@ pub enum ClientMessage {
     },
     Offer {
         sdp: String,
+        /// The mid of the offer's video line reserved for sharing a screen, if any.
+        #[serde(default)]
+        screen_mid: Option<String>,
     },
     Answer {
         sdp: String,
@@ -260,6 +263,8 @@ pub struct PublishLayer {
 pub enum Kind {
     Audio,
     Video,
+    /// A shared screen: a video line of its own.
+    Screen,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -550,7 +555,10 @@ mod tests {
         );
         check(
             r#"{"type":"offer","sdp":"v=0"}"#,
-            Ok(Offer { sdp: "v=0".into() }),
+            Ok(Offer {
+                sdp: "v=0".into(),
+                screen_mid: None,
+            }),
         );
         check(
             r#"{"type":"answer","sdp":"v=0"}"#,

@@ -208,6 +208,9 @@ impl Rooms {
         self.update_member(room, peer, |member| match kind {
             Kind::Audio => member.audio_muted = muted,
             Kind::Video => member.video_muted = muted,
+            // Sharing starts and stops are relayed; a newcomer sees a share by its
+            // pictures arriving.
+            Kind::Screen => {}
         });
         let message = ServerMessage::Mute {
             participant_id: peer.to_string(),

@@ -382,7 +382,17 @@ impl Session {
                 ErrorCode::NotJoined,
                 "send `join` before anything else",
             )),
-            (Some(joined), ClientMessage::Offer { sdp }) => {
+            (
+                Some(_),
+                ClientMessage::Offer {
+                    screen_mid: Some(mid),
+                    ..
+                },
+            ) if mid.is_empty() || mid.len() > 16 => Err(ProtocolError::new(
+                ErrorCode::BadSdp,
+                "screen_mid must be the mid of one of the offer's media lines",
+            )),
+            (Some(joined), ClientMessage::Offer { sdp, screen_mid }) => {
                 if self.offered {
                     Err(ProtocolError::new(
                         ErrorCode::NegotiationRefused,
@@ -396,6 +406,7 @@ impl Session {
                             joined.peer,
                             joined.room_id,
                             sdp,
+                            screen_mid,
                         ),
                         None => self.state.sfu.add_peer(
                             joined.peer,
@@ -403,6 +414,7 @@ impl Session {
                             sdp,
                             true,
                             cau_sfu::Subscriptions::All,
+                            screen_mid,
                         ),
                     };
                     self.media = Some(events);
@@ -761,6 +773,7 @@ fn kind_of(kind: cau_sfu::MediaKind) -> Kind {
     match kind {
         cau_sfu::MediaKind::Audio => Kind::Audio,
         cau_sfu::MediaKind::Video => Kind::Video,
+        cau_sfu::MediaKind::Screen => Kind::Screen,
     }
 }
 

@@ -177,6 +177,7 @@ export class Session {
    * @param {(message: object) => (boolean | Promise<boolean>)} [options.onOther]
    *   messages this class does not handle itself; returns whether it knew the type
    * @param {(message: object) => void} [options.onError]  an `error` that does not end the session
+   * @param {(sharing: boolean) => void} [options.onSharingChanged]  this site started or stopped sharing its screen
    */
   constructor(options) {
     this.joinMessage = options.join;
@@ -189,6 +190,10 @@ export class Session {
     this.onSignalingState = options.onSignalingState;
     this.onOther = options.onOther ?? (() => false);
     this.onErrorShown = options.onError ?? ((message) => showNotice(`error.${message.code}`, message.message));
+    this.onSharingChanged = options.onSharingChanged;
+    this.screens = ScreenStage.shared();
+    this.screenTransceiver = null;
+    this.screenTrack = null;
     this.participantId = null;
     this.pc = null;
     this.offerSent = false;
@@ -248,6 +253,8 @@ export class Session {
     clearInterval(this.sizesTimer);
     clearTimeout(this.disconnectedTimer);
     showVideoPaused(false);
+    this.stopSharing();
+    this.screens.clear();
     // Not `quiet` means the page will try again: the server keeps the seat meanwhile.
     this.signaling.close({ reconnecting: !quiet && !this.fatalError });
     if (this.pc) this.pc.close();
@@ -311,6 +318,10 @@ export class Session {
         this.tiles.get(message.participant_id)?.setPublished(message.kind, message.type === 'track_published');
         return undefined;
       case 'mute':
+        if (message.kind === 'screen') {
+          this.screens.setSharing(String(message.participant_id), message.muted !== true);
+          return undefined;
+        }
         this.tiles.get(message.participant_id)?.setMuted(message.kind, message.muted === true);
         return undefined;
       case 'left':
@@ -381,13 +392,18 @@ export class Session {
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video') keepResolution(transceiver.sender);
     }
+    // A line of its own for sharing a screen, empty until the site shares: filling it
+    // later (`replaceTrack`) needs no new offer, and the client offers only once.
+    this.screenTransceiver = pc.addTransceiver('video', { direction: 'sendonly' });
     // A site with neither camera nor microphone (an IT room's PC, a page the browser does
     // not trust with them) still takes part: its offer needs one media section, or the
     // browser refuses its own offer, so it offers one that only receives.
     if (this.stream.getTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    this.signaling.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    const offerMessage = { type: 'offer', sdp: pc.localDescription.sdp };
+    if (this.screenTransceiver.mid) offerMessage.screen_mid = this.screenTransceiver.mid;
+    this.signaling.send(offerMessage);
     this.offerSent = true;
     for (const candidate of this.pendingCandidates.splice(0)) this.signaling.send(candidate);
 
@@ -410,6 +426,47 @@ export class Session {
     await pc.setLocalDescription(answer);
     this.signaling.send({ type: 'answer', sdp: pc.localDescription.sdp });
     this.syncRemoteTracks();
+  }
+
+  /**
+   * Shares a screen or window (the browser asks which) on the line kept for it, until
+   * `stopSharing` or the browser's own stop button. Resolves false if nothing was shared.
+   */
+  async shareScreen() {
+    if (!this.screenTransceiver || this.screenTrack || !navigator.mediaDevices?.getDisplayMedia) return false;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    } catch (error) {
+      console.warn('getDisplayMedia', error);
+      return false;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || this.ended) {
+      for (const t of stream.getTracks()) t.stop();
+      return false;
+    }
+    // Text and slides: sharp pictures, fewer of them, rather than the reverse.
+    track.contentHint = 'detail';
+    track.addEventListener('ended', () => this.stopSharing());
+    this.screenTrack = track;
+    await this.screenTransceiver.sender.replaceTrack(track);
+    keepResolution(this.screenTransceiver.sender);
+    this.signaling.send({ type: 'mute', kind: 'screen', muted: false });
+    this.onSharingChanged?.(true);
+    return true;
+  }
+
+  async stopSharing() {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    track.stop();
+    if (!this.ended) {
+      await this.screenTransceiver?.sender.replaceTrack(null).catch(() => {});
+      this.signaling.send({ type: 'mute', kind: 'screen', muted: true });
+    }
+    this.onSharingChanged?.(false);
   }
 
   /** Pause or resume the layers of one of our video tracks, as the server asks. */
@@ -449,12 +506,19 @@ export class Session {
       const visible = tile.video.isConnected && tile.video.getClientRects().length > 0;
       shownHeight.set(track.id, visible ? Math.round(tile.video.clientHeight * (window.devicePixelRatio || 1)) : 0);
     }
+    // A shared screen is wanted whole, whether or not its pictures have come yet (the
+    // stage shows only once they do), unless its presenter said it stopped.
+    const screenHeight = Math.round(window.innerHeight * (window.devicePixelRatio || 1));
     const sizes = [];
     for (const transceiver of this.pc.getTransceivers()) {
       if (!transceiver.mid || transceiver.receiver.track.kind !== 'video') continue;
       const direction = transceiver.currentDirection;
       if (direction !== 'recvonly' && direction !== 'sendrecv') continue;
-      sizes.push({ mid: transceiver.mid, height: shownHeight.get(transceiver.receiver.track.id) ?? 0 });
+      const described = this.tracksByMid.get(transceiver.mid);
+      const height = described?.kind === 'screen'
+        ? (this.screens.sharing.get(String(described.participant_id)) === false ? 0 : screenHeight)
+        : shownHeight.get(transceiver.receiver.track.id) ?? 0;
+      sizes.push({ mid: transceiver.mid, height });
     }
     const text = JSON.stringify(sizes);
     if (text === this.sentSizes) return;
@@ -476,18 +540,84 @@ export class Session {
   syncRemoteTracks() {
     if (!this.pc) return;
     const wanted = new Map();
+    const screens = new Map();
     for (const transceiver of this.pc.getTransceivers()) {
       const direction = transceiver.currentDirection;
       if (direction !== 'recvonly' && direction !== 'sendrecv') continue;
       const track = transceiver.receiver.track;
-      const owner = this.tracksByMid.get(transceiver.mid)?.participant_id
-        ?? this.streamOfTrack.get(track.id);
+      const described = this.tracksByMid.get(transceiver.mid);
+      const owner = described?.participant_id ?? this.streamOfTrack.get(track.id);
       if (!owner || owner === this.participantId) continue;
+      if (described?.kind === 'screen') {
+        screens.set(owner, track);
+        continue;
+      }
       const tracks = wanted.get(owner) ?? {};
       tracks[track.kind] = track;
       wanted.set(owner, tracks);
     }
     for (const tile of this.tiles.all()) tile.setTracks(wanted.get(tile.id) ?? {});
+    this.screens.setTracks(screens);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared screens
+
+/**
+ * The screen a site shares, shown large above everyone (`#screen-stage`, whose `<video>`
+ * carries `data-participant-id` of the presenter). A site's screen line exists from its
+ * first offer but carries pictures only while it shares: the stage shows a screen once
+ * pictures arrive and until its presenter says it stopped.
+ */
+export class ScreenStage {
+  /** The page's one stage, shared by its successive sessions. */
+  static shared() {
+    ScreenStage.instance ??= new ScreenStage();
+    return ScreenStage.instance;
+  }
+
+  constructor() {
+    this.element = $('screen-stage');
+    this.video = this.element?.querySelector('video') ?? null;
+    this.tracks = new Map();
+    /** Presenter to whether it said it shares (unknown for a share begun before we came). */
+    this.sharing = new Map();
+    this.shown = null;
+    this.video?.addEventListener('resize', () => this.render());
+    this.video?.addEventListener('loadeddata', () => this.render());
+  }
+
+  setTracks(tracks) {
+    this.tracks = tracks;
+    this.render();
+  }
+
+  setSharing(owner, sharing) {
+    this.sharing.set(owner, sharing);
+    this.render();
+  }
+
+  clear() {
+    this.tracks = new Map();
+    this.sharing.clear();
+    this.render();
+  }
+
+  render() {
+    if (!this.element || !this.video) return;
+    // The presenter who said it shares, else any whose pictures arrive.
+    const candidates = [...this.tracks.keys()].filter((owner) => this.sharing.get(owner) !== false);
+    const owner = candidates.find((o) => this.sharing.get(o) === true) ?? candidates[0] ?? null;
+    if (owner !== this.shown) {
+      this.shown = owner;
+      this.video.srcObject = owner === null ? null : new MediaStream([this.tracks.get(owner)]);
+      this.video.dataset.participantId = owner ?? '';
+      if (owner !== null) this.video.play().catch(() => {});
+    }
+    const visible = owner !== null && this.video.videoWidth > 0;
+    this.element.hidden = !visible;
+    document.body.dataset.screenShared = String(visible);
   }
 }
 
@@ -738,6 +868,35 @@ function keepResolution(sender) {
   } catch (error) {
     console.warn('degradationPreference', error);
   }
+}
+
+/**
+ * Wires `#screen-button` to share or stop sharing through `getSession()`'s session.
+ * Hidden where the browser cannot share a screen.
+ */
+export function setupScreenButton(getSession) {
+  const button = $('screen-button');
+  if (!button) return;
+  if (!navigator.mediaDevices?.getDisplayMedia) {
+    button.hidden = true;
+    button.dataset.unsupported = 'true';
+    return;
+  }
+  button.addEventListener('click', async () => {
+    const session = getSession();
+    if (!session) return;
+    if (session.screenTrack) await session.stopSharing();
+    else await session.shareScreen();
+  });
+}
+
+/** Shows whether this site is sharing its screen on `#screen-button`. */
+export function showSharing(sharing) {
+  const button = $('screen-button');
+  if (!button) return;
+  button.setAttribute('aria-pressed', String(sharing));
+  button.classList.toggle('active', sharing);
+  setText(button, sharing ? 'meeting.stop_share' : 'meeting.share_screen');
 }
 
 /** Show or hide the notice that the line carries audio but not (all) video. */

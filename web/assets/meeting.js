@@ -14,7 +14,8 @@
 import { applyI18n, mountLanguageSwitch, setText } from './i18n.js';
 import {
   $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, waitForServer, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
-  setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
+  setSignalingState, setupScreenButton, showNotice, showSharing, showView, startMicMeter,
+  updateLocalControls,
 } from './call.js';
 
 const ROOM_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -163,6 +164,7 @@ function startSession(name) {
     tiles,
     fatalBeforeJoined: FATAL_BEFORE_JOINED,
     onSignalingState: (state) => setSignalingState(state),
+    onSharingChanged: (sharing) => showSharing(sharing),
     onJoined: () => {
       reconnectAttempt = 0;
     },
@@ -216,6 +218,7 @@ function stopLocalMediaAndReturnToJoin(error) {
 function setupMeetingControls() {
   $('mic-button').addEventListener('click', () => toggleTrack('audio'));
   $('camera-button').addEventListener('click', () => toggleTrack('video'));
+  setupScreenButton(() => session);
   $('leave-button').addEventListener('click', () => leaveMeeting());
   $('rejoin-button').addEventListener('click', async () => {
     showView('join-view');

@@ -24,7 +24,8 @@
 import { applyI18n, language, mountLanguageSwitch, onLanguageChange, setText, t } from './i18n.js';
 import {
   $, RECONNECT_DELAYS_MS, RECONNECT_JITTER_MS, Session, waitForServer, TileSet, hideNotice, mark, openLocalMedia, setConnectionState,
-  setSignalingState, showNotice, showView, startMicMeter, updateLocalControls,
+  setSignalingState, setupScreenButton, showNotice, showSharing, showView, startMicMeter,
+  updateLocalControls,
 } from './call.js';
 import { attachLineTestCard, formatWhen, normaliseLineTest, showReason } from './linetest.js';
 
@@ -271,6 +272,7 @@ function startSession() {
     fatalBeforeJoined: FATAL_BEFORE_JOINED,
     fatalAlways: FATAL_ALWAYS,
     onSignalingState: (state) => setSignalingState(state),
+    onSharingChanged: (sharing) => showSharing(sharing),
     onJoined: () => {
       // In the meeting the line carries the meeting: a test now would only disturb it.
       lineTest.abort();
@@ -386,6 +388,7 @@ function setupControls() {
   $('lobby-leave').addEventListener('click', () => leaveMeeting());
   $('mic-button').addEventListener('click', () => toggleTrack('audio'));
   $('camera-button').addEventListener('click', () => toggleTrack('video'));
+  setupScreenButton(() => session);
   $('leave-button').addEventListener('click', () => leaveMeeting());
   $('floor-button').addEventListener('click', () => askForFloor());
   $('rejoin-button').addEventListener('click', async () => {
@@ -522,7 +525,23 @@ function applyMicPolicy(state, mine) {
   }
   hint.hidden = key === null;
   if (key !== null) setText(hint, key);
+  renderScreenButton(state, mine);
   updateControls();
+}
+
+/**
+ * Sharing a screen is for the sites the others hear: the chair, the floor holder, or
+ * anyone in open discussion (the server forwards a screen only to those who hear its
+ * site). A site that loses the floor stops sharing.
+ */
+function renderScreenButton(state, mine) {
+  const button = $('screen-button');
+  if (button.dataset.unsupported === 'true') return;
+  const may = me.role !== 'observer'
+    && !(mine?.muted_by_chair ?? false)
+    && (state.mode === 'open' || me.role === 'chair' || state.floor === me.site);
+  button.hidden = !may;
+  if (!may && session?.screenTrack) session.stopSharing();
 }
 
 function renderFloorBanner(state) {

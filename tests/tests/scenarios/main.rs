@@ -19,6 +19,7 @@ mod capped_publisher_is_still_heard;
 mod capped_subscriber_keeps_audio_and_steps_down;
 mod chair_gives_and_takes_the_floor;
 mod closed_participant_is_announced;
+mod floor_holder_shares_a_screen_with_every_site;
 mod full_room_refuses_join;
 mod garbage_on_media_port_disturbs_no_call;
 mod generated_admin_token_is_shown_once;
