@@ -208,6 +208,20 @@ struct LayerIn {
     expected_from: Instant,
 }
 
+impl TrackIn {
+    /// The layers' indices, lowest first: by the picture heights their keyframes
+    /// declared once every layer has sent one, until then in the order the publisher
+    /// listed them (the web client lists its layers lowest first; a SDP library may
+    /// not keep that order, which is why heights win).
+    fn lowest_first(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.layers.len()).collect();
+        if self.layers.iter().all(|layer| layer.height.is_some()) {
+            order.sort_by_key(|&index| self.layers[index].height);
+        }
+        order
+    }
+}
+
 impl LayerIn {
     fn new(rid: Option<Rid>, keyframe_interval: Duration, now: Instant) -> LayerIn {
         LayerIn {
@@ -791,15 +805,17 @@ impl Sfu {
                 }
                 continue;
             }
-            let count = source.layers.len();
+            let order = source.lowest_first();
+            let count = order.len();
             let mut layers = Vec::new();
             let mut indices = Vec::new();
-            for (index, layer) in source.layers.iter().enumerate() {
+            for (rank, &index) in order.iter().enumerate() {
+                let layer = &source.layers[index];
                 let active = source.announced.as_ref().is_none_or(|a| a[index]);
                 if !layer.is_available(active, now) {
                     continue;
                 }
-                let nominal = NOMINAL_LAYER_BPS[(NOMINAL_LAYER_BPS.len() + index)
+                let nominal = NOMINAL_LAYER_BPS[(NOMINAL_LAYER_BPS.len() + rank)
                     .saturating_sub(count)
                     .min(NOMINAL_LAYER_BPS.len() - 1)];
                 layers.push(LayerInfo {
@@ -935,7 +951,12 @@ impl Sfu {
                 if !track.kind.is_video() {
                     continue;
                 }
-                for layer in [Some(0), track.switch.current(), track.switch.target()]
+                let lowest = self
+                    .peers
+                    .get(&key.peer)
+                    .and_then(|publisher| publisher.tracks_in.get(&key.mid))
+                    .and_then(|source| source.lowest_first().first().copied());
+                for layer in [lowest, track.switch.current(), track.switch.target()]
                     .into_iter()
                     .flatten()
                 {

@@ -108,12 +108,16 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     }
 
     // The small one shows the video 150 pixels high: the 180p layer fills it.
-    let mid = world.clients[small]
+    let publisher_peer = world.clients[publisher].peer;
+    let client = &world.clients[small];
+    let mid = client
         .kinds
         .iter()
-        .find(|(_, kind)| **kind == MediaKind::Video)
+        .find(|(mid, kind)| {
+            **kind == MediaKind::Video && client.sources.get(*mid) == Some(&publisher_peer)
+        })
         .map(|(mid, _)| mid.clone())
-        .expect("the small subscriber receives the video");
+        .expect("the small subscriber receives the publisher's video");
     let peer = world.clients[small].peer;
     world.sfu.handle_command(
         Command::SetVideoSizes {
@@ -126,7 +130,10 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     run(&mut world, Duration::from_secs(6), publisher, &mut count);
     let after: Vec<String> = received_layers(&world, small).split_off(before);
     // One switch, at a keyframe, and from then on only the small layer.
-    let switch = after.iter().position(|l| l == "l").expect("never switched");
+    let switch = after
+        .iter()
+        .position(|l| l == "l")
+        .unwrap_or_else(|| panic!("never switched: {after:?}"));
     assert!(after[..switch].iter().all(|l| l == "h"), "{after:?}");
     assert!(after[switch..].iter().all(|l| l == "l"), "{after:?}");
     assert!(after.len() - switch > 50, "{after:?}");
