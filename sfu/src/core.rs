@@ -1427,18 +1427,40 @@ impl Sfu {
             return;
         };
         let layer = &mut track.layers[layer_index];
-        layer.arrivals.packet(*packet.seq_no);
-        layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD_BYTES;
-        // A layer that starts (a screen shared, an encoder resumed) is chosen at once,
-        // not at the next round of layers.
-        let starts = layer
-            .last_packet
-            .is_none_or(|t| now.saturating_duration_since(t) >= LAYER_SILENCE);
+        // A video layer that starts (its first packet, a screen shared, an encoder
+        // resumed) is chosen for the subscribers at once, before this packet is
+        // forwarded: it is usually the keyframe a switch waits for.
+        let starts = track.kind.is_video()
+            && layer
+                .last_packet
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAYER_SILENCE);
         layer.last_packet = Some(now);
-        let is_audio = track.kind == MediaKind::Audio;
-        if starts && !is_audio {
+        if starts {
+            let room = peer.room;
+            let subscribers: Vec<PeerId> = self
+                .room_members(room)
+                .filter(|&other| other != id)
+                .filter(|other| {
+                    self.peers
+                        .get(other)
+                        .is_some_and(|p| p.tracks_out.contains_key(&TrackKey { peer: id, mid }))
+                })
+                .collect();
+            for subscriber in subscribers {
+                self.allocate_layers(subscriber, now);
+            }
             self.layers_due = Some(now);
         }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(track) = peer.tracks_in.get_mut(&mid) else {
+            return;
+        };
+        let layer = &mut track.layers[layer_index];
+        layer.arrivals.packet(*packet.seq_no);
+        layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD_BYTES;
+        let is_audio = track.kind == MediaKind::Audio;
         // Read once here, not per subscriber: where a keyframe starts, its size, and
         // the picture numbering that layer switches rewrite.
         let vp8 = if is_audio {
@@ -1496,11 +1518,17 @@ impl Sfu {
                 let Some(seq) = (*packet.seq_no).checked_sub(seq_base) else {
                     continue; // Reordered from before this subscriber's first packet.
                 };
+                let mut ext_vals = packet.header.ext_vals.clone();
+                // The source's media line is not this connection's: str0m writes ours
+                // until the subscriber has bound the stream, and after that a stale
+                // source mid would send the packets to whichever line of the
+                // subscriber has that mid.
+                ext_vals.mid = None;
                 (
                     seq,
                     packet.header.timestamp,
                     packet.payload.clone(),
-                    packet.header.ext_vals.clone(),
+                    ext_vals,
                 )
             } else {
                 let source = SourcePacket {
@@ -1531,7 +1559,9 @@ impl Sfu {
                     _ => packet.payload.clone(),
                 };
                 let mut ext_vals = packet.header.ext_vals.clone();
-                // The subscriber's stream is not simulcast: the layer's rid is ours.
+                // The subscriber's stream is not simulcast, and its media line is ours,
+                // not the source's (see above).
+                ext_vals.mid = None;
                 ext_vals.rid = None;
                 ext_vals.rid_repair = None;
                 (out.seq, out.timestamp, payload, ext_vals)

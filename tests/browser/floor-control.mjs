@@ -146,7 +146,8 @@ await runReport(report, 80_000, async (report, setBrowser) => {
     const unmarked = {};
     for (const [name, page] of Object.entries(pages)) {
       const videos = await page.evaluate(() => [...document.querySelectorAll('video')]
-        .filter((video) => video.id !== 'preview' && video.id !== 'self-video')
+        // Participants' videos; the shared-screen stage is not one (it names its presenter).
+        .filter((video) => video.id !== 'preview' && video.id !== 'self-video' && video.id !== 'screen-video')
         .map((video) => ({ site: video.dataset.site ?? null, participant: video.dataset.participant ?? null })));
       report.pages[name].remote_videos = videos.length;
       const missing = videos.filter((video) => !video.site);
