@@ -1352,6 +1352,18 @@ impl Sfu {
                 {
                     peer.connected = true;
                     self.events.push_back((id, PeerEvent::Connected));
+                    // What it receives can start now: each video needs a keyframe.
+                    let waiting: Vec<(TrackKey, usize)> = peer
+                        .tracks_out
+                        .iter()
+                        .filter_map(|(key, track)| {
+                            let layer = track.switch.target()?;
+                            track.switch.awaits_keyframe().then_some((*key, layer))
+                        })
+                        .collect();
+                    for (key, layer) in waiting {
+                        self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+                    }
                 }
             }
             _ => {}
@@ -1502,6 +1514,11 @@ impl Sfu {
             let Some(subscriber) = self.peers.get_mut(&other) else {
                 continue;
             };
+            // Nothing goes out before the subscriber's DTLS is up: str0m would drop it,
+            // and a layer switch would take the keyframe it waits for as sent.
+            if !subscriber.connected {
+                continue;
+            }
             let Some(track) = subscriber.tracks_out.get_mut(&key) else {
                 continue;
             };

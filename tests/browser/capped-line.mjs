@@ -260,6 +260,7 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
         heights: [...new Set(timeline.map((s) => s.video.height))],
         min_height_after_top: Math.min(...timeline.filter((s) => s.t >= (report.top_layer_after_first_picture_ms?.[name] ?? 0)).map((s) => s.video.height)),
         paused_samples: timeline.filter((s) => s.paused).length,
+        paused_samples_under_cap: timeline.filter((s) => s.paused && s.t >= report.capped_at_ms && s.t <= report.lifted_at_ms).length,
         freezes: freezes(timeline),
         pli: last.video.pliCount - timeline[0].video.pliCount,
         nack: last.video.nackCount - timeline[0].video.nackCount,

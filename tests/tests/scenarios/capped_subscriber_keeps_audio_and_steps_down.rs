@@ -113,8 +113,11 @@ fn judge(report: &Value) -> anyhow::Result<()> {
             );
         }
     }
-    // The clean site is never paused, whatever Poor's line does.
-    if good["paused_samples"] != 0 || good["video_frames_under_cap"].as_u64().unwrap_or(0) == 0 {
+    // The clean site is never paused while Poor's line is capped. (Its own estimate
+    // decides its own video; the cap on another site's line must not touch it.)
+    if good["paused_samples_under_cap"] != 0
+        || good["video_frames_under_cap"].as_u64().unwrap_or(0) == 0
+    {
         bail!("the clean site's video stopped while another site's line was capped: {report}");
     }
     eprintln!(
