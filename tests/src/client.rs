@@ -51,7 +51,7 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    configure_nack, configure_rtcp_reports,
+    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverInit, RtpSender};
 
@@ -964,13 +964,10 @@ pub async fn loopback_peer_connection(
     media_engine
         .register_codec(codec(MediaKind::Video), RtpCodecKind::Video)
         .context("registering VP8")?;
-    // NACK and RTCP reports, as a browser has: the server hears from us on the media path
-    // even when we publish nothing. Not transport-wide congestion control feedback: with
-    // webrtc-rs's feedback str0m's estimator reads a few hundred kbit/s on an idle
-    // loopback (seen 170-180 kbit/s), and the server would then pause our video for a
-    // line we do not have. Browsers' feedback is what the estimator is tested with
-    // (the capped-line scenarios); without any, the server sends what sizes call for.
-    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut media_engine));
+    // NACK, RTCP reports and transport-wide congestion control feedback, as a browser has:
+    // the server hears from us on the media path even when we publish nothing.
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        .context("registering the default interceptors")?;
     // mDNS is off: the server's candidate is an address literal, and the mDNS socket would
     // need a multicast route, which a sealed test namespace does not have.
     let setting_engine = SettingEngineBuilder::new()
