@@ -45,6 +45,9 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+/// Loss towards a peer above which its line counts as full: a layer it receives is
+/// then given up as soon as the estimate says it does not fit whole.
+const LOSING_SHARE: f32 = 0.05;
 /// What one audio track is assumed to take of a subscriber's bandwidth, before any
 /// video, until its rate is measured: Opus voice at 32 kbit/s and 50 packets a second
 /// with their overhead.
@@ -167,6 +170,12 @@ pub(crate) struct Peer {
     video_paused: bool,
     /// The rates last handed to str0m's estimator: (minimum, desired).
     bwe_rates: Option<(u64, u64)>,
+    /// Over the last line sample, more than [`LOSING_SHARE`] of what was sent to this
+    /// peer was lost (transport-wide feedback, else receiver reports).
+    losing: bool,
+    /// While losing: what of the last sample's bytes arrived, in bits per second. The
+    /// line carries no more than that, whatever the estimate (which lags) says.
+    delivered: Option<u64>,
     /// The mid of the video line on which this peer shares its screen, if it said.
     screen_mid: Option<Mid>,
 }
@@ -568,6 +577,8 @@ impl Sfu {
             shown_heights: HashMap::new(),
             video_paused: false,
             bwe_rates: None,
+            losing: false,
+            delivered: None,
             screen_mid: None,
         };
         self.peers.insert(id, peer);
@@ -645,6 +656,8 @@ impl Sfu {
             shown_heights: HashMap::new(),
             video_paused: false,
             bwe_rates: None,
+            losing: false,
+            delivered: None,
             screen_mid: None,
         };
         self.peers.insert(id, peer);
@@ -837,7 +850,11 @@ impl Sfu {
                 screen: track.kind == MediaKind::Screen,
             });
         }
-        let allocation = simulcast::allocate(peer.estimate, audio, &demands);
+        let estimate = match (peer.estimate, peer.delivered) {
+            (Some(estimate), Some(delivered)) => Some(estimate.min(delivered)),
+            (estimate, _) => estimate,
+        };
+        let allocation = simulcast::allocate(estimate, audio, &demands, peer.losing);
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -1229,7 +1246,21 @@ impl Sfu {
                             *slot = Some(slot.map_or(loss, |l| l.max(loss)));
                         }
                         sample.loss_in = audio.or(video).or(sample.loss_in);
+                        let losing = sample.loss_out.is_some_and(|loss| loss > LOSING_SHARE);
+                        let changed = peer.losing != losing || losing;
+                        peer.losing = losing;
+                        peer.delivered = match (losing, sample.loss_out) {
+                            (true, Some(loss)) if !sample.interval.is_zero() => {
+                                let sent =
+                                    sample.bytes_out as f64 * 8.0 / sample.interval.as_secs_f64();
+                                Some((sent * f64::from(1.0 - loss)) as u64)
+                            }
+                            _ => None,
+                        };
                         self.events.push_back((id, PeerEvent::Link(sample)));
+                        if changed {
+                            self.allocate_layers(id, now);
+                        }
                     }
                     return;
                 }

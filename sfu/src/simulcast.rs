@@ -87,7 +87,15 @@ fn wanted_layer(demand: &TrackDemand) -> Option<usize> {
 /// Picks a layer for each of one subscriber's video tracks. `estimate` is the
 /// bandwidth towards the subscriber in bits per second, `None` when unknown (no
 /// limit but the shown sizes); `audio` is what its audio tracks take first.
-pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand]) -> Allocation {
+/// `losing`: the line towards the subscriber is losing packets now; a layer it
+/// receives is then kept only while it fits whole, since the estimate lags behind a
+/// line that just filled up.
+pub(crate) fn allocate(
+    estimate: Option<u64>,
+    audio: u64,
+    demands: &[TrackDemand],
+    losing: bool,
+) -> Allocation {
     let wanted: Vec<Option<usize>> = demands.iter().map(wanted_layer).collect();
     let rate = |track: usize, layer: usize| demands[track].layers[layer].bitrate;
     let desired = wanted
@@ -111,9 +119,10 @@ pub(crate) fn allocate(estimate: Option<u64>, audio: u64, demands: &[TrackDemand
     // What taking `step` more for `layer` of `track` needs of the budget: less for a
     // layer it has now.
     let needs = |track: usize, layer: usize, step: u64| {
-        if demands[track]
-            .current
-            .is_some_and(|current| layer <= current)
+        if !losing
+            && demands[track]
+                .current
+                .is_some_and(|current| layer <= current)
         {
             (step as f64 * KEEP_SHARE) as u64
         } else {
@@ -360,7 +369,7 @@ mod tests {
             shown(Some(120)),
             shown(Some(0)),
         ];
-        let allocation = allocate(Some(100_000_000), 100_000, &demands);
+        let allocation = allocate(Some(100_000_000), 100_000, &demands, false);
         assert_eq!(allocation.layers, vec![Some(2), Some(1), Some(0), None]);
         assert!(!allocation.starved);
         assert_eq!(allocation.desired, 2_150_000);
@@ -369,7 +378,7 @@ mod tests {
 
     #[test]
     fn unknown_bandwidth_and_size_mean_the_top_layer() {
-        let allocation = allocate(None, 0, &[shown(None)]);
+        let allocation = allocate(None, 0, &[shown(None)], false);
         assert_eq!(allocation.layers, vec![Some(2)]);
     }
 
@@ -379,7 +388,7 @@ mod tests {
         // thumbnail its lowest.
         let demands = [shown(Some(100)), shown(Some(700))];
         let estimate = ((1_100_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
-        let allocation = allocate(Some(estimate), 50_000, &demands);
+        let allocation = allocate(Some(estimate), 50_000, &demands, false);
         assert_eq!(allocation.layers, vec![Some(0), Some(1)]);
         assert_eq!(allocation.next_step, Some(1_000_000));
         assert!(!allocation.starved);
@@ -389,12 +398,12 @@ mod tests {
     fn audio_comes_first_and_video_that_does_not_fit_is_paused() {
         // 300 kbit/s: 50 for audio, 205 left for video: one lowest layer fits.
         let demands = [shown(Some(100)), shown(Some(700))];
-        let allocation = allocate(Some(300_000), 50_000, &demands);
+        let allocation = allocate(Some(300_000), 50_000, &demands, false);
         assert_eq!(allocation.layers, vec![None, Some(0)]);
         assert!(allocation.starved);
         assert_eq!(allocation.next_step, Some(350_000));
         // Not even one lowest layer: audio only.
-        let allocation = allocate(Some(150_000), 50_000, &demands);
+        let allocation = allocate(Some(150_000), 50_000, &demands, false);
         assert_eq!(allocation.layers, vec![None, None]);
         assert!(allocation.starved);
         assert_eq!(allocation.next_step, Some(150_000));
@@ -409,11 +418,11 @@ mod tests {
             screen: false,
         };
         assert_eq!(
-            allocate(Some(400_000), 0, std::slice::from_ref(&demand)).layers,
+            allocate(Some(400_000), 0, std::slice::from_ref(&demand), false).layers,
             vec![None]
         );
         assert_eq!(
-            allocate(Some(1_000_000), 0, &[demand]).layers,
+            allocate(Some(1_000_000), 0, &[demand], false).layers,
             vec![Some(0)]
         );
     }
@@ -428,7 +437,7 @@ mod tests {
         };
         // Room for the screen or the large camera's lowest layer, not both.
         let estimate = ((300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
-        let allocation = allocate(Some(estimate), 50_000, &[shown(Some(700)), screen]);
+        let allocation = allocate(Some(estimate), 50_000, &[shown(Some(700)), screen], false);
         assert_eq!(allocation.layers, vec![None, Some(0)]);
         assert!(allocation.starved);
     }
@@ -443,18 +452,35 @@ mod tests {
         // within the share a layer already received may keep.
         let dip = ((1_300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
         assert_eq!(
-            allocate(Some(dip), 50_000, std::slice::from_ref(&receiving_top)).layers,
+            allocate(
+                Some(dip),
+                50_000,
+                std::slice::from_ref(&receiving_top),
+                false
+            )
+            .layers,
             vec![Some(2)]
         );
         // A newcomer at the same estimate does not get it.
         assert_eq!(
-            allocate(Some(dip), 50_000, &[shown(None)]).layers,
+            allocate(Some(dip), 50_000, &[shown(None)], false).layers,
+            vec![Some(1)]
+        );
+        // While the line is losing packets, a layer received is kept only whole.
+        assert_eq!(
+            allocate(
+                Some(dip),
+                50_000,
+                std::slice::from_ref(&receiving_top),
+                true
+            )
+            .layers,
             vec![Some(1)]
         );
         // Far below, it steps down.
         let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
         assert_eq!(
-            allocate(Some(fall), 50_000, &[receiving_top]).layers,
+            allocate(Some(fall), 50_000, &[receiving_top], false).layers,
             vec![Some(1)]
         );
     }
