@@ -34,7 +34,8 @@ async fn scenario() -> anyhow::Result<()> {
     let launcher = namespace.chromium_wrapper(&chromium)?;
     let config = format!(
         "{}[http]\nlisten = \"{SERVER_IP}:0\"\n\
-         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n",
+         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n\
+         bandwidth_estimation = true\n",
         admin_config()
     );
     let server = start_test_server_with(&config).await?;
