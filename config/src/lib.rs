@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -203,7 +204,7 @@ impl Config {
         user: Option<(&str, &str)>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut merged = parse_table("the default configuration", DEFAULT_TOML)?;
+        let mut merged = default_table()?;
         if let Some((origin, text)) = user {
             let overlay = parse_table(origin, text)?;
             overlay_table(&mut merged, overlay, "")?;
@@ -469,6 +470,20 @@ impl std::fmt::Debug for AdminConfig {
             .field("token", &shown)
             .finish()
     }
+}
+
+/// The documented defaults as a table, parsed once per process: each load lays its
+/// layers over a copy, which costs a fraction of parsing the commented file again.
+fn default_table() -> Result<toml::Table, ConfigError> {
+    static DEFAULTS: LazyLock<Result<toml::Table, String>> = LazyLock::new(|| {
+        DEFAULT_TOML
+            .parse::<toml::Table>()
+            .map_err(|e| e.message().to_owned())
+    });
+    DEFAULTS.clone().map_err(|message| ConfigError::Syntax {
+        origin: "the default configuration".to_owned(),
+        message,
+    })
 }
 
 fn parse_table(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
