@@ -1253,7 +1253,12 @@ impl Sfu {
                             (true, Some(loss)) if !sample.interval.is_zero() => {
                                 let sent =
                                     sample.bytes_out as f64 * 8.0 / sample.interval.as_secs_f64();
-                                Some((sent * f64::from(1.0 - loss)) as u64)
+                                // What arrived, less the share the line was losing
+                                // (room for its queue to drain): a sample that began
+                                // before the line filled up reads both too high, and
+                                // one sample must be enough to step down far enough.
+                                let kept = f64::from(1.0 - loss.clamp(0.0, 1.0));
+                                Some((sent * kept * kept) as u64)
                             }
                             _ => None,
                         };
