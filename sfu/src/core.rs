@@ -180,6 +180,41 @@ pub(crate) struct Peer {
     screen_mid: Option<Mid>,
 }
 
+impl Peer {
+    /// A peer whose connection is not up yet: it receives nothing, its audio is
+    /// withheld and it is offered nothing until its own first offer is answered.
+    fn new(room: RoomId, rtc: Rtc, local_ufrag: String, now: Instant) -> Peer {
+        Peer {
+            room,
+            rtc,
+            local_ufrag,
+            addresses: Vec::new(),
+            created: now,
+            last_heard: None,
+            connected: false,
+            rtc_timeout: now,
+            tracks_in: HashMap::new(),
+            tracks_out: HashMap::new(),
+            audio_allowed: false,
+            subscriptions: Subscriptions::Only(Default::default()),
+            may_offer: false,
+            pending_offer: None,
+            negotiation_needed: false,
+            is_dirty: false,
+            link: LinkMeter::default(),
+            voice: VoiceMeter::default(),
+            line_test: None,
+            estimate: None,
+            shown_heights: HashMap::new(),
+            video_paused: false,
+            bwe_rates: None,
+            losing: false,
+            delivered: None,
+            screen_mid: None,
+        }
+    }
+}
+
 /// A published track: the publishing peer and the track's mid in its SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct TrackKey {
@@ -319,10 +354,15 @@ impl Sfu {
                 screen_mid,
             } => {
                 let screen_mid = screen_mid.as_deref().map(Mid::from);
-                self.add_peer(peer, room, &offer_sdp, audio_allowed, subscriptions, now);
-                if let Some(peer) = self.peers.get_mut(&peer) {
-                    peer.screen_mid = screen_mid;
-                }
+                self.add_peer(
+                    peer,
+                    room,
+                    &offer_sdp,
+                    audio_allowed,
+                    subscriptions,
+                    screen_mid,
+                    now,
+                );
             }
             Command::SetSubscriptions {
                 peer,
@@ -493,6 +533,7 @@ impl Sfu {
         offer_sdp: &str,
         audio_allowed: bool,
         subscriptions: Subscriptions,
+        screen_mid: Option<Mid>,
         now: Instant,
     ) {
         if self.peers.contains_key(&id) {
@@ -553,34 +594,10 @@ impl Sfu {
             }
         };
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        let peer = Peer {
-            room,
-            rtc,
-            local_ufrag: local_ufrag.clone(),
-            addresses: Vec::new(),
-            created: now,
-            last_heard: None,
-            connected: false,
-            rtc_timeout: now,
-            tracks_in: HashMap::new(),
-            tracks_out: HashMap::new(),
-            audio_allowed,
-            subscriptions,
-            may_offer: false,
-            pending_offer: None,
-            negotiation_needed: false,
-            is_dirty: false,
-            link: LinkMeter::default(),
-            voice: VoiceMeter::default(),
-            line_test: None,
-            estimate: None,
-            shown_heights: HashMap::new(),
-            video_paused: false,
-            bwe_rates: None,
-            losing: false,
-            delivered: None,
-            screen_mid: None,
-        };
+        let mut peer = Peer::new(room, rtc, local_ufrag.clone(), now);
+        peer.audio_allowed = audio_allowed;
+        peer.subscriptions = subscriptions;
+        peer.screen_mid = screen_mid;
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
         self.rooms.entry(room).or_default().push(id);
@@ -630,36 +647,10 @@ impl Sfu {
             Err(error) => return self.reject(id, error),
         };
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        let peer = Peer {
-            // Never entered in `rooms`: a room that happens to share the number has no
-            // member to forward to it, and it publishes nothing there.
-            room: RoomId(u64::MAX),
-            rtc,
-            local_ufrag: local_ufrag.clone(),
-            addresses: Vec::new(),
-            created: now,
-            last_heard: None,
-            connected: false,
-            rtc_timeout: now,
-            tracks_in: HashMap::new(),
-            tracks_out: HashMap::new(),
-            audio_allowed: false,
-            subscriptions: Subscriptions::Only(Default::default()),
-            may_offer: false,
-            pending_offer: None,
-            negotiation_needed: false,
-            is_dirty: false,
-            link: LinkMeter::default(),
-            voice: VoiceMeter::default(),
-            line_test: Some(Box::new(LineTest::new(plan, now))),
-            estimate: None,
-            shown_heights: HashMap::new(),
-            video_paused: false,
-            bwe_rates: None,
-            losing: false,
-            delivered: None,
-            screen_mid: None,
-        };
+        // Never entered in `rooms`: a room that happens to share the number has no
+        // member to forward to it, and it publishes nothing there.
+        let mut peer = Peer::new(RoomId(u64::MAX), rtc, local_ufrag.clone(), now);
+        peer.line_test = Some(Box::new(LineTest::new(plan, now)));
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
         self.events.push_back((
