@@ -180,6 +180,13 @@ pub(crate) struct Peer {
     screen_mid: Option<Mid>,
 }
 
+/// What signaling says of a new participant besides its offer.
+struct PeerSetup {
+    audio_allowed: bool,
+    subscriptions: Subscriptions,
+    screen_mid: Option<Mid>,
+}
+
 impl Peer {
     /// A peer whose connection is not up yet: it receives nothing, its audio is
     /// withheld and it is offered nothing until its own first offer is answered.
@@ -354,15 +361,12 @@ impl Sfu {
                 screen_mid,
             } => {
                 let screen_mid = screen_mid.as_deref().map(Mid::from);
-                self.add_peer(
-                    peer,
-                    room,
-                    &offer_sdp,
+                let setup = PeerSetup {
                     audio_allowed,
                     subscriptions,
                     screen_mid,
-                    now,
-                );
+                };
+                self.add_peer(peer, room, &offer_sdp, setup, now);
             }
             Command::SetSubscriptions {
                 peer,
@@ -531,9 +535,7 @@ impl Sfu {
         id: PeerId,
         room: RoomId,
         offer_sdp: &str,
-        audio_allowed: bool,
-        subscriptions: Subscriptions,
-        screen_mid: Option<Mid>,
+        setup: PeerSetup,
         now: Instant,
     ) {
         if self.peers.contains_key(&id) {
@@ -595,9 +597,9 @@ impl Sfu {
         };
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let mut peer = Peer::new(room, rtc, local_ufrag.clone(), now);
-        peer.audio_allowed = audio_allowed;
-        peer.subscriptions = subscriptions;
-        peer.screen_mid = screen_mid;
+        peer.audio_allowed = setup.audio_allowed;
+        peer.subscriptions = setup.subscriptions;
+        peer.screen_mid = setup.screen_mid;
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
         self.rooms.entry(room).or_default().push(id);
