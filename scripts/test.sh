@@ -22,8 +22,8 @@ if ! command -v chromium >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# Lossy and cut lines in the monitoring tests: iptables' statistic match in the
-# test's own namespace (this kernel has no netem). tc (iproute2) is already there.
+# Lossy, delayed and cut lines in the monitoring tests: iptables' statistic match and
+# NFQUEUE in the test's own namespace (this kernel has no netem). tc (iproute2) is already there.
 if ! command -v iptables-legacy >/dev/null; then
   echo "== installing iptables"
   as_root apt-get update -qq

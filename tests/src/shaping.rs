@@ -12,13 +12,19 @@
 //! The kernel of these machines has no `sch_netem` (nor `prio`, nor tc actions), so:
 //! random loss and cut lines are iptables' `statistic` match and `DROP` (in the
 //! namespace's own tables), and rate caps are an `htb` class with u32 filters on the
-//! address. There is no way to add a fixed delay here: see `docs/monitoring.md`.
+//! address. A fixed delay, netem's other half, is iptables' `NFQUEUE`: the kernel hands
+//! each matching packet's verdict to a thread of the test ([`Shaper::delay`]), which
+//! accepts the packet once it has been held for the delay.
 //!
 //! Needs root (CAP_NET_ADMIN) and `iptables-legacy`, as `scripts/test.sh` provides.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -61,6 +67,8 @@ pub enum Direction {
 pub struct Shaper {
     htb_installed: bool,
     next_class: u32,
+    /// One per [`Shaper::delay`], on netfilter queue numbers 0, 1, ...
+    delays: Vec<DelayLine>,
 }
 
 impl Shaper {
@@ -176,6 +184,121 @@ impl Shaper {
             ])?;
         }
         Ok(())
+    }
+
+    /// Holds every UDP packet of `address` in the given directions for `delay` before it
+    /// goes on, as netem's `delay` would. Packets keep their order; the delay is added
+    /// to whatever [`Shaper::lose`] or [`Shaper::cap`] already do to them.
+    pub fn delay(
+        &mut self,
+        address: Ipv4Addr,
+        direction: Direction,
+        delay: Duration,
+    ) -> anyhow::Result<()> {
+        let queue_number = u16::try_from(self.delays.len()).context("too many delayed lines")?;
+        // The queue is bound before any packet is sent to it: the kernel drops what is
+        // queued to a number no one listens on.
+        self.delays.push(DelayLine::start(queue_number, delay)?);
+        let queue_number = queue_number.to_string();
+        for (flag, chain) in rules(direction) {
+            run(&[
+                "iptables-legacy",
+                "-A",
+                chain,
+                flag,
+                &address.to_string(),
+                "-p",
+                "udp",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &queue_number,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// A thread that holds the packets of one netfilter queue for a fixed time. Stopped,
+/// and what it holds let go, on drop.
+struct DelayLine {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DelayLine {
+    fn start(queue_number: u16, delay: Duration) -> anyhow::Result<DelayLine> {
+        let mut queue = nfq::Queue::open().context("opening a netfilter queue socket")?;
+        queue
+            .bind(queue_number)
+            .with_context(|| format!("binding netfilter queue {queue_number}"))?;
+        // Only the verdict is needed, not the packet: copy as little as netlink allows.
+        queue.set_copy_range(queue_number, 64)?;
+        // Room for a site's packets over the delay many times over (a 2 Mbit/s site
+        // sends about 200 packets a second).
+        queue.set_queue_max_len(queue_number, 8192)?;
+        queue.set_nonblocking(true);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name(format!("delay-line-{queue_number}"))
+            .spawn({
+                let stop = stop.clone();
+                move || hold_and_release(queue, delay, &stop)
+            })
+            .context("starting the delay line's thread")?;
+        Ok(DelayLine {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Takes every queued packet as it comes and accepts it `delay` later. The queue socket
+/// has no readiness to wait on through `nfq`, so the thread polls it every millisecond:
+/// the delay is exact to about a millisecond, which is what a test line needs.
+fn hold_and_release(mut queue: nfq::Queue, delay: Duration, stop: &AtomicBool) {
+    let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
+    while !stop.load(Ordering::Relaxed) {
+        loop {
+            match queue.recv() {
+                Ok(message) => held.push_back((Instant::now() + delay, message)),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    eprintln!("delay line: reading the queue failed: {error}");
+                    return;
+                }
+            }
+        }
+        let now = Instant::now();
+        while held.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, mut message)) = held.pop_front() {
+                message.set_verdict(nfq::Verdict::Accept);
+                if let Err(error) = queue.verdict(message) {
+                    eprintln!("delay line: a verdict failed: {error}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Let go of what is held, so the kernel's queue is empty when the thread ends.
+    for (_, mut message) in held {
+        message.set_verdict(nfq::Verdict::Accept);
+        let _ = queue.verdict(message);
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for DelayLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DelayLine").finish_non_exhaustive()
     }
 }
 

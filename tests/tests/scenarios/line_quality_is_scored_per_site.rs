@@ -1,7 +1,8 @@
 //! Three sites in one meeting, each on a line of its own in a network namespace made by
 //! this test: the chair on a clean line, a commune whose uplink loses 5% of its packets
-//! at random, and a commune whose line is cut mid-meeting. (This kernel has no netem,
-//! so the lossy line has no added delay: see `tests/src/shaping.rs`.) The monitor
+//! at random and holds the rest for 100 ms (as netem's `loss 5% delay 100ms` on the
+//! site's side of the line; this kernel has no netem, see `tests/src/shaping.rs` for
+//! how), and a commune whose line is cut mid-meeting. The monitor
 //! scores the clean site `excellent`, the lossy one `poor` within 10 s and the cut one
 //! `lost` within 5 s, and a webhook receives the alert; the history API has each site's
 //! series with the loss in it; `/metrics` parses as Prometheus text with per-site
@@ -35,6 +36,7 @@ fn line_quality_is_scored_per_site() -> anyhow::Result<()> {
 async fn scenario() -> anyhow::Result<()> {
     let mut shaper = Shaper::new();
     shaper.lose(LOSSY.1, Direction::Uplink, 0.05)?;
+    shaper.delay(LOSSY.1, Direction::Uplink, Duration::from_millis(100))?;
 
     let (webhook_url, mut alerts) = webhook_receiver().await?;
     let config = format!(
@@ -171,10 +173,26 @@ async fn scenario() -> anyhow::Result<()> {
             .filter_map(|s| s["loss_in"].as_f64())
             .sum::<f64>()
             / samples.len() as f64;
+        let mut rtts: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s["rtt_ms"].as_f64())
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        let median_rtt = rtts.get(rtts.len() / 2).copied();
         println!(
-            "{code}: {} samples, mean uplink loss {mean_loss:.3}",
+            "{code}: {} samples, mean uplink loss {mean_loss:.3}, median RTT {median_rtt:?} ms",
             samples.len()
         );
+        // The lossy line's 100 ms is in its round trip; loopback's is a millisecond or two.
+        match code {
+            c if c == LOSSY.0 && !median_rtt.is_some_and(|rtt| (100.0..200.0).contains(&rtt)) => {
+                bail!("the delayed site's history shows an RTT of {median_rtt:?} ms: {history}")
+            }
+            c if c == CLEAN.0 && !median_rtt.is_some_and(|rtt| rtt < 50.0) => {
+                bail!("the clean site's history shows an RTT of {median_rtt:?} ms: {history}")
+            }
+            _ => {}
+        }
         match code {
             c if c == LOSSY.0 && !(0.02..0.12).contains(&mean_loss) => {
                 bail!("the lossy site's history shows {mean_loss} loss: {history}")
