@@ -390,6 +390,39 @@ fn participants_of_a_room_receive_each_others_frames_intact() {
 }
 
 #[test]
+fn answer_asks_browsers_for_opus_dtx_and_in_band_fec() {
+    let mut world = World::new();
+    let a = world.join(1);
+    let answer = world
+        .client(a)
+        .events
+        .iter()
+        .find_map(|event| match event {
+            PeerEvent::Answer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    let opus_pt = answer
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("a=rtpmap:")?;
+            let (pt, codec) = rest.split_once(' ')?;
+            codec
+                .to_ascii_lowercase()
+                .starts_with("opus/")
+                .then_some(pt.to_owned())
+        })
+        .expect("opus in the answer");
+    let fmtp = answer
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("a=fmtp:{opus_pt} ")))
+        .expect("an fmtp line for opus");
+    let params: Vec<&str> = fmtp.split(';').map(str::trim).collect();
+    assert!(params.contains(&"usedtx=1"), "no DTX asked: {fmtp}");
+    assert!(params.contains(&"useinbandfec=1"), "no in-band FEC: {fmtp}");
+}
+
+#[test]
 fn nothing_crosses_between_rooms() {
     let mut world = World::new();
     let a1 = world.join(1);

@@ -5,7 +5,8 @@
 // Alice and Bob join ROOM from separate browser contexts of one headless Chromium (fake
 // camera and microphone). On each page the other's <video data-participant="..."> must show a
 // picture (videoWidth > 0) and, over two seconds, the RTCPeerConnection's inbound-rtp video
-// framesDecoded and inbound-rtp audio packetsReceived must grow. Prints one line of JSON
+// framesDecoded and inbound-rtp audio packetsReceived must grow, and the server's session
+// description must ask for Opus with DTX and in-band FEC (`usedtx=1`, `useinbandfec=1`). Prints one line of JSON
 // with the figures per page and exits 0 when every check passes; on failure the JSON has an
 // `error` field and the exit code is 1. The whole run is bounded by 55 s.
 
@@ -51,6 +52,17 @@ await runReport(report, 55_000, async (report, setBrowser) => {
 
     const failures = [];
     for (const [index, name] of NAMES.entries()) {
+      // What the server's description asks of this browser's Opus encoder.
+      const opusFmtp = await pages[name].evaluate(() => {
+        const sdp = window.cauPeerConnection?.remoteDescription?.sdp ?? '';
+        const pt = sdp.match(/a=rtpmap:(\d+) opus\/48000/i)?.[1];
+        if (!pt) return null;
+        return sdp.match(new RegExp(`a=fmtp:${pt} ([^\r\n]*)`))?.[1] ?? '';
+      });
+      const opusParams = (opusFmtp ?? '').split(';').map((p) => p.trim());
+      if (!opusParams.includes('usedtx=1') || !opusParams.includes('useinbandfec=1')) {
+        failures.push(`${name}: the server's Opus parameters lack DTX or FEC: ${opusFmtp}`);
+      }
       const other = NAMES[1 - index];
       const shown = await snapshot(pages[name]);
       const video = shown.remote_participants.find((participant) => participant.name === other);
@@ -70,6 +82,7 @@ await runReport(report, 55_000, async (report, setBrowser) => {
         connection_state: shown.connection_state,
         signaling_state: shown.signaling_state,
         timeline_ms: shown.marks,
+        server_opus_fmtp: opusFmtp,
       });
       if (!video || video.video_width === 0) failures.push(`${name}: no picture from ${other}`);
       if (!(entry.frames_decoded_after > entry.frames_decoded_before)) {

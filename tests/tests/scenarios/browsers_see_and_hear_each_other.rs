@@ -1,4 +1,4 @@
-//! Two headless Chromium participants join one room through the web client (`/join/...&autojoin=1`), and each decodes the other's video and receives its audio through the server.
+//! Two headless Chromium participants join one room through the web client (`/join/...&autojoin=1`), and each decodes the other's video and receives its audio through the server, which asks each browser's Opus encoder for DTX and in-band FEC.
 
 use anyhow::bail;
 use cau_tests::browser::run_script;
@@ -28,6 +28,10 @@ async fn browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         };
         if frames_after <= frames_before || audio_after <= audio_before {
             bail!("{name}: media did not grow: {page}");
+        }
+        let opus = page["server_opus_fmtp"].as_str().unwrap_or_default();
+        if !opus.split(';').any(|p| p.trim() == "usedtx=1") {
+            bail!("{name}: the server did not ask for Opus DTX ({opus:?}): {page}");
         }
         if page["video_width"].as_u64().unwrap_or(0) == 0 {
             bail!("{name}: the remote <video> shows no picture: {page}");
