@@ -69,6 +69,7 @@ pub struct MediaConfig {
     pub ice_tcp: bool,
     bandwidth_estimation: bool,
     initial_estimate_kbps: u64,
+    loudest_audio: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +282,11 @@ impl Config {
                 "media.initial_estimate_kbps must be 100 to 100000".into(),
             ));
         }
+        if self.media.loudest_audio > 64 {
+            return Err(ConfigError::Invalid(
+                "media.loudest_audio must be 0 (every site) to 64".into(),
+            ));
+        }
         let m = &self.monitoring;
         if m.stats_interval_ms < 100 || m.sample_interval_s == 0 {
             return Err(ConfigError::Invalid(
@@ -324,6 +330,12 @@ impl MediaConfig {
     /// port number.
     pub fn tcp_listen(&self) -> Option<SocketAddr> {
         self.ice_tcp.then_some(self.udp_listen)
+    }
+
+    /// How many sites of a meeting are heard at once besides the chair and the floor
+    /// holder, the loudest; `None`: every site that may speak.
+    pub fn loudest_audio(&self) -> Option<usize> {
+        (self.loudest_audio > 0).then_some(self.loudest_audio)
     }
 
     /// The bandwidth estimate each participant's connection starts from, in bits per
@@ -588,6 +600,16 @@ mod tests {
         );
         assert_eq!(config.auth.public_url, "");
         assert_eq!(config.admin.token(), None);
+    }
+
+    #[test]
+    fn loudest_audio_is_a_count_or_off() {
+        assert_eq!(Config::defaults().media.loudest_audio(), Some(6));
+        let off = Config::from_layers(Some(("t.toml", "[media]\nloudest_audio = 0")), env(&[]));
+        assert_eq!(off.unwrap().media.loudest_audio(), None);
+        let err = Config::from_layers(Some(("t.toml", "[media]\nloudest_audio = 65")), env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("loudest_audio"), "{err}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::line_test::{self, LineTest};
 use crate::link::{Arrivals, LinkMeter};
 use crate::simulcast::{self, LayerInfo, LayerSwitch, SourcePacket, TrackDemand};
 use crate::throttle::KeyframeThrottle;
-use crate::voice::{LEVEL_INTERVAL, VoiceMeter};
+use crate::voice::{self, LEVEL_INTERVAL, VoiceMeter};
 use crate::vp8;
 use crate::{
     Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, PublishedLayer,
@@ -84,6 +84,11 @@ pub struct SfuConfig {
     /// `None` turns bandwidth estimation off, and with it str0m's pacer: each video
     /// then goes in the layer its shown size calls for, whatever the line.
     pub initial_estimate: Option<u64>,
+    /// Forward only the audio of this many sites of each room, the loudest, besides
+    /// those pinned (`Command::SetAudioPinned`); `None`: every site's audio. In an open
+    /// discussion of 58 sites, 57 rooms' background noise would otherwise reach every
+    /// site, and 57 audio streams every commune's downlink.
+    pub loudest_audio: Option<usize>,
 }
 
 /// Counters over the core's life.
@@ -95,7 +100,8 @@ pub struct SfuStats {
     pub packets_received: u64,
     /// RTP packets handed to subscribers' connections (one per subscriber).
     pub packets_forwarded: u64,
-    /// Audio packets not forwarded because their sender does not hold the floor.
+    /// Audio packets not forwarded because their sender does not hold the floor or,
+    /// in a room with more speakers than `loudest_audio`, is not among the loudest.
     pub packets_withheld: u64,
     /// Datagrams that were not STUN, DTLS, RTP or RTCP.
     pub datagrams_malformed: u64,
@@ -147,6 +153,10 @@ pub(crate) struct Peer {
     tracks_out: HashMap<TrackKey, TrackOut>,
     /// Whether this peer's audio is forwarded (floor control).
     audio_allowed: bool,
+    /// Forwarded even when not among the loudest (the chair, the floor holder).
+    audio_pinned: bool,
+    /// Among the room's loudest `loudest_audio` sites, so its audio is forwarded.
+    audible: bool,
     /// Which of the room's tracks this peer receives.
     subscriptions: Subscriptions,
     /// The peer's own first offer has been answered; from now on the SFU offers.
@@ -203,6 +213,8 @@ impl Peer {
             tracks_in: HashMap::new(),
             tracks_out: HashMap::new(),
             audio_allowed: false,
+            audio_pinned: false,
+            audible: false,
             subscriptions: Subscriptions::Only(Default::default()),
             may_offer: false,
             pending_offer: None,
@@ -236,6 +248,10 @@ struct TrackIn {
     layers: Vec<LayerIn>,
     /// Which layers the publisher was last told to send.
     announced: Option<Vec<bool>>,
+    /// Audio packets not forwarded (floor control, not among the loudest). Forwarded
+    /// packets are numbered as if these had never been sent, so a subscriber's
+    /// receiver reports count no loss where the SFU chose to send nothing.
+    withheld: u64,
 }
 
 /// One encoding of a published track, on a stream of its own.
@@ -375,7 +391,14 @@ impl Sfu {
             Command::Answer { peer, sdp } => self.accept_answer(peer, &sdp, now),
             Command::RemoteCandidate { peer, candidate } => self.add_candidate(peer, &candidate),
             Command::SetAudioForwarding { peer, allowed } => match self.peers.get_mut(&peer) {
-                Some(p) => p.audio_allowed = allowed,
+                Some(p) => {
+                    p.audio_allowed = allowed;
+                    p.audible &= allowed;
+                }
+                None => self.reject(peer, SfuError::UnknownPeer(peer)),
+            },
+            Command::SetAudioPinned { peer, pinned } => match self.peers.get_mut(&peer) {
+                Some(p) => p.audio_pinned = pinned,
                 None => self.reject(peer, SfuError::UnknownPeer(peer)),
             },
             Command::RemovePeer { peer } => {
@@ -1423,6 +1446,7 @@ impl Sfu {
                 layers,
                 // A publisher starts sending every layer it offered.
                 announced,
+                withheld: 0,
             },
         );
         if kind.is_video() && self.layers_due.is_none() {
@@ -1513,6 +1537,7 @@ impl Sfu {
             layer.height = Some(size.1);
         }
         if is_audio && !peer.audio_allowed {
+            track.withheld += 1;
             self.stats.packets_withheld += 1;
             return;
         }
@@ -1527,6 +1552,44 @@ impl Sfu {
             self.voice_due = Some(now + LEVEL_INTERVAL);
         }
         let room = peer.room;
+        // A packet without a level cannot be ranked by loudness, so its sender is
+        // always heard (browsers put a level on every packet).
+        let ranked = is_audio
+            && self.config.loudest_audio.is_some()
+            && !peer.audio_pinned
+            && !peer.audible
+            && packet.header.ext_vals.audio_level.is_some();
+        if ranked {
+            let voiced = packet
+                .header
+                .ext_vals
+                .audio_level
+                .is_some_and(|level| voice::is_voiced(level.unsigned_abs()));
+            // A site that starts speaking while the room has a free place is heard
+            // from its first word; otherwise it waits until the next ranking finds it
+            // louder than one of those heard.
+            if voiced && self.audible_place_free(room) {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.audible = true;
+                }
+            } else {
+                if let Some(track) = self
+                    .peers
+                    .get_mut(&id)
+                    .and_then(|p| p.tracks_in.get_mut(&mid))
+                {
+                    track.withheld += 1;
+                }
+                self.stats.packets_withheld += 1;
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let withheld = peer.tracks_in.get(&mid).map_or(0, |t| t.withheld);
+        // The number this packet goes out with, before each subscriber's own base.
+        let renumbered = (*packet.seq_no).saturating_sub(withheld);
         let key = TrackKey { peer: id, mid };
         let source_params: Option<PayloadParams> = peer
             .rtc
@@ -1560,8 +1623,8 @@ impl Sfu {
                 continue;
             };
             let (seq, timestamp, payload, ext_vals) = if is_audio {
-                let seq_base = *track.seq_base.get_or_insert(*packet.seq_no & !0xffff);
-                let Some(seq) = (*packet.seq_no).checked_sub(seq_base) else {
+                let seq_base = *track.seq_base.get_or_insert(renumbered & !0xffff);
+                let Some(seq) = renumbered.checked_sub(seq_base) else {
                     continue; // Reordered from before this subscriber's first packet.
                 };
                 let mut ext_vals = packet.header.ext_vals.clone();
@@ -1697,6 +1760,54 @@ impl Sfu {
             active |= peer.voice.is_active();
         }
         self.voice_due = active.then_some(now + LEVEL_INTERVAL);
+        self.rank_speakers();
+    }
+
+    /// With `loudest_audio` set, decides afresh in every room which sites are heard:
+    /// the loudest that speak, up to the limit. One already heard keeps its place
+    /// against a newcomer up to [`voice::KEEP_HEARD_MARGIN`] louder, so two voices of
+    /// about the same loudness do not take turns being cut.
+    fn rank_speakers(&mut self) {
+        let Some(limit) = self.config.loudest_audio else {
+            return;
+        };
+        for members in self.rooms.values() {
+            let mut speakers: Vec<(f32, PeerId)> = members
+                .iter()
+                .filter_map(|id| {
+                    let peer = self.peers.get(id)?;
+                    let level = peer.voice.speaking_level();
+                    let ranked = peer.audio_allowed && !peer.audio_pinned && level > 0.0;
+                    let bonus = if peer.audible {
+                        voice::KEEP_HEARD_MARGIN
+                    } else {
+                        0.0
+                    };
+                    ranked.then_some((level + bonus, *id))
+                })
+                .collect();
+            speakers.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.0.cmp(&b.1.0)));
+            speakers.truncate(limit);
+            for id in members {
+                if let Some(peer) = self.peers.get_mut(id) {
+                    peer.audible = speakers.iter().any(|(_, heard)| heard == id);
+                }
+            }
+        }
+    }
+
+    /// Whether `room` has fewer sites heard by loudness than `loudest_audio`.
+    fn audible_place_free(&self, room: RoomId) -> bool {
+        let Some(limit) = self.config.loudest_audio else {
+            return true;
+        };
+        let members = self.rooms.get(&room).map(Vec::as_slice).unwrap_or_default();
+        let heard = members
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter(|p| p.audible && p.audio_allowed && !p.audio_pinned)
+            .count();
+        heard < limit
     }
 
     /// Sends an offer carrying every queued track change, unless one is outstanding.

@@ -437,6 +437,7 @@ fn new_sfu() -> Sfu {
         link_stats_interval: Some(Duration::from_secs(1)),
         initial_estimate: None,
         tcp_candidate_addr: None,
+        loudest_audio: None,
     })
 }
 

@@ -96,6 +96,9 @@ pub enum Command {
     /// Forward the participant's audio to the others, or withhold it, whatever the
     /// participant itself sends: how a chair's floor control is enforced.
     SetAudioForwarding { peer: PeerId, allowed: bool },
+    /// Forward the participant's audio whether or not it is among the room's loudest
+    /// (`SfuConfig::loudest_audio`): the chair and the floor holder are always heard.
+    SetAudioPinned { peer: PeerId, pinned: bool },
     /// Change which tracks the participant receives. The SFU renegotiates to match.
     SetSubscriptions {
         peer: PeerId,

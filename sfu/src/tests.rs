@@ -46,6 +46,9 @@ struct Client {
     kinds: HashMap<String, MediaKind>,
     /// Every frame received: (source peer, kind, bytes).
     received: Vec<(PeerId, MediaKind, Vec<u8>)>,
+    /// The source of every audio frame that str0m found not contiguous with the one
+    /// before it: a gap in the sequence numbers, which a receiver counts as loss.
+    audio_gaps: Vec<PeerId>,
     keyframe_requests: usize,
     /// Still taking part: a muted network drops everything to and from it.
     online: bool,
@@ -54,6 +57,20 @@ struct Client {
     sent: u64,
     gone: Option<GoneReason>,
     events: Vec<PeerEvent>,
+}
+
+/// The core's configuration in these tests: monitoring on, estimation off.
+fn test_config() -> SfuConfig {
+    SfuConfig {
+        candidate_addr: SERVER.parse().unwrap(),
+        peer_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(10),
+        keyframe_request_interval: Duration::from_millis(500),
+        link_stats_interval: Some(Duration::from_secs(1)),
+        initial_estimate: None,
+        tcp_candidate_addr: None,
+        loudest_audio: None,
+    }
 }
 
 struct World {
@@ -68,15 +85,7 @@ struct World {
 impl World {
     fn new() -> World {
         let now = Instant::now();
-        let sfu = Sfu::new(SfuConfig {
-            candidate_addr: SERVER.parse().unwrap(),
-            peer_timeout: Duration::from_secs(3),
-            connect_timeout: Duration::from_secs(10),
-            keyframe_request_interval: Duration::from_millis(500),
-            link_stats_interval: Some(Duration::from_secs(1)),
-            initial_estimate: None,
-            tcp_candidate_addr: None,
-        });
+        let sfu = Sfu::new(test_config());
         World {
             now,
             start: now,
@@ -124,6 +133,7 @@ impl World {
             sources: HashMap::new(),
             kinds: HashMap::new(),
             received: Vec::new(),
+            audio_gaps: Vec::new(),
             keyframe_requests: 0,
             online: true,
             drop_every: 0,
@@ -237,6 +247,9 @@ impl World {
                         MediaKind::Video
                     };
                     if let Some(source) = source {
+                        if kind == MediaKind::Audio && !data.contiguous {
+                            client.audio_gaps.push(source);
+                        }
                         client.received.push((source, kind, data.data.to_vec()));
                     }
                 }
@@ -855,6 +868,7 @@ fn no_line_figures_when_monitoring_is_off() {
         link_stats_interval: None,
         initial_estimate: None,
         tcp_candidate_addr: None,
+        loudest_audio: None,
     });
     let a = world.join(1);
     let b = world.join(1);

@@ -33,6 +33,15 @@ const SMOOTHING: f32 = 0.5;
 /// stay below.
 const SPEAKING_MIN: f32 = 20.0;
 
+/// How much louder (in the level's dB) a site must be than one already heard to take
+/// its place among the loudest (`SfuConfig::loudest_audio`).
+pub(crate) const KEEP_HEARD_MARGIN: f32 = 6.0;
+
+/// Whether a packet's level (-dBov) is voice rather than a quiet room.
+pub(crate) fn is_voiced(dbov: u8) -> bool {
+    dbov.min(127) <= VOICED_DBOV
+}
+
 /// The smallest change of the level worth telling signaling (in dB, as the level is).
 const REPORT_STEP: u8 = 4;
 
@@ -54,7 +63,7 @@ impl VoiceMeter {
     /// the packet was voiced, so the caller knows the meter needs its windows folded.
     pub(crate) fn packet(&mut self, dbov: u8) -> bool {
         let dbov = dbov.min(127);
-        let voiced = dbov <= VOICED_DBOV;
+        let voiced = is_voiced(dbov);
         if !voiced && !self.is_active() {
             // At rest nobody folds the windows: counting silence would only make the
             // first window of speech look quieter than it is.
@@ -99,6 +108,15 @@ impl VoiceMeter {
         }
         self.reported = level;
         Some(level)
+    }
+
+    /// The smoothed level (0 silent, up to 127 loudest) while it is speech, else 0.
+    pub(crate) fn speaking_level(&self) -> f32 {
+        if self.smoothed < SPEAKING_MIN {
+            0.0
+        } else {
+            self.smoothed
+        }
     }
 
     /// Whether the meter still needs its windows folded: it is above silence, or has

@@ -101,6 +101,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         link_stats_interval: config.monitoring.stats_interval(),
         initial_estimate: config.media.initial_estimate(),
         tcp_candidate_addr: None,
+        loudest_audio: config.media.loudest_audio(),
     };
     let sfu = cau_sfu::spawn(
         config.media.udp_listen,

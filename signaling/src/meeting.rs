@@ -121,6 +121,9 @@ pub enum Output {
     Replaced { peer: PeerId },
     /// Forward or withhold the audio of this connection in the SFU.
     AudioForwarding { peer: PeerId, allowed: bool },
+    /// Forward this connection's audio even when it is not among the room's loudest:
+    /// the chair's and the floor holder's.
+    AudioPinned { peer: PeerId, pinned: bool },
     /// Send this connection exactly these publishers' tracks.
     Subscriptions {
         peer: PeerId,
@@ -214,6 +217,8 @@ struct Connection {
     admitted: bool,
     /// The audio gate last given to the SFU for this connection.
     audio_allowed: Option<bool>,
+    /// Whether the SFU was last told to forward its audio however quiet it is.
+    audio_pinned: Option<bool>,
     /// The subscriptions last given to the SFU for this connection.
     sources: Option<HashSet<(PeerId, MediaKind)>>,
 }
@@ -317,6 +322,7 @@ impl Meeting {
             peer,
             admitted: false,
             audio_allowed: None,
+            audio_pinned: None,
             sources: None,
         });
         // The SFU meters the new connection afresh and reports nothing while it is
@@ -652,6 +658,12 @@ impl Meeting {
         }
     }
 
+    /// Whether the site leads the meeting's speech: the chair, or the site holding the
+    /// floor. Their audio reaches everyone however many others speak at once.
+    fn presents(&self, code: &str, state: &SiteState) -> bool {
+        state.role == Role::Chair || self.floor.as_deref() == Some(code)
+    }
+
     /// The tracks a site in `role` receives, given who is in the meeting now.
     fn sources_for(&self, own: &str, role: Role) -> HashSet<(PeerId, MediaKind)> {
         let in_meeting = || {
@@ -750,16 +762,22 @@ impl Meeting {
 
     /// Recomputes who is heard and who receives what, and tells the shell of every change.
     fn reconcile(&mut self) {
-        let wanted: Vec<(String, bool, Option<Sources>)> = self
+        let wanted: Vec<(String, bool, bool, Option<Sources>)> = self
             .sites
             .iter()
             .map(|(code, state)| {
                 let admitted = state.connection.as_ref().is_some_and(|c| c.admitted);
                 let sources = admitted.then(|| self.sources_for(code, state.role));
-                (code.clone(), self.heard(code, state), sources)
+                let heard = self.heard(code, state);
+                (
+                    code.clone(),
+                    heard,
+                    heard && self.presents(code, state),
+                    sources,
+                )
             })
             .collect();
-        for (code, heard, sources) in wanted {
+        for (code, heard, pinned, sources) in wanted {
             let Some(state) = self.sites.get_mut(&code) else {
                 continue;
             };
@@ -778,6 +796,13 @@ impl Meeting {
                 self.outputs.push_back(Output::AudioForwarding {
                     peer: connection.peer,
                     allowed: heard,
+                });
+            }
+            if connection.audio_pinned != Some(pinned) {
+                connection.audio_pinned = Some(pinned);
+                self.outputs.push_back(Output::AudioPinned {
+                    peer: connection.peer,
+                    pinned,
                 });
             }
         }
@@ -822,6 +847,13 @@ mod tests {
     fn gate(outputs: &[Output], peer: u64) -> Option<bool> {
         outputs.iter().rev().find_map(|o| match o {
             Output::AudioForwarding { peer: p, allowed } if *p == PeerId(peer) => Some(*allowed),
+            _ => None,
+        })
+    }
+
+    fn pinned(outputs: &[Output], peer: u64) -> Option<bool> {
+        outputs.iter().rev().find_map(|o| match o {
+            Output::AudioPinned { peer: p, pinned } if *p == PeerId(peer) => Some(*pinned),
             _ => None,
         })
     }
@@ -985,6 +1017,45 @@ mod tests {
             .unwrap();
         assert_eq!(tra_linh.attendance.status, AttendanceStatus::Absent);
         assert_eq!(tra_linh.attendance.reason.as_deref(), Some("mất điện"));
+    }
+
+    #[test]
+    fn the_chair_and_the_floor_holder_are_heard_however_many_speak() {
+        // Open discussion: everyone may speak, the SFU forwards the loudest, and the
+        // chair is heard whatever the others do.
+        let mut meeting = Meeting::new(plan(FloorMode::Open), START);
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(
+            (gate(&outputs, 1), pinned(&outputs, 1)),
+            (Some(true), Some(true))
+        );
+        assert_eq!(
+            (gate(&outputs, 2), pinned(&outputs, 2)),
+            (Some(true), Some(false))
+        );
+
+        // Chair mode: the floor holder is pinned while it holds the floor.
+        let mut meeting = Meeting::new(plan(FloorMode::Chair), START);
+        meeting.connect("cao-bang", PeerId(1), START).unwrap();
+        meeting.act("cao-bang", Action::Open, START).unwrap();
+        meeting.connect("ha-quang", PeerId(2), START).unwrap();
+        meeting.connect("tra-linh", PeerId(3), START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(pinned(&outputs, 1), Some(true));
+        assert_eq!(pinned(&outputs, 2), Some(false));
+        let grant = Action::GrantFloor {
+            site: "ha-quang".into(),
+        };
+        meeting.act("cao-bang", grant, START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(pinned(&outputs, 2), Some(true));
+        assert_eq!(pinned(&outputs, 3), None, "tra-linh's pin did not change");
+        meeting.act("cao-bang", Action::RevokeFloor, START).unwrap();
+        let outputs = drain(&mut meeting);
+        assert_eq!(pinned(&outputs, 2), Some(false));
     }
 
     #[test]

@@ -83,6 +83,8 @@ struct Link {
     outbox: UnboundedSender<Outbound>,
     admitted: bool,
     audio_allowed: bool,
+    /// Heard however quiet (`Output::AudioPinned`), as the meeting last decided.
+    audio_pinned: bool,
     /// The tracks this connection receives, as the meeting last decided.
     subscriptions: HashSet<(PeerId, MediaKind)>,
     /// The SFU holds this peer: gate changes must reach it.
@@ -130,6 +132,7 @@ impl Meetings {
                 outbox,
                 admitted: false,
                 audio_allowed: false,
+                audio_pinned: false,
                 subscriptions: HashSet::new(),
                 in_sfu: false,
                 oversees: matches!(admission.role, Role::Chair | Role::Observer),
@@ -243,21 +246,31 @@ impl Meetings {
         let link = inner
             .get_mut(meeting_id)
             .and_then(|running| running.links.get_mut(&peer));
-        let (audio_allowed, subscriptions) = match link {
+        let (audio_allowed, audio_pinned, subscriptions) = match link {
             Some(link) => {
                 link.in_sfu = true;
-                (link.audio_allowed, link.subscriptions.clone())
+                (
+                    link.audio_allowed,
+                    link.audio_pinned,
+                    link.subscriptions.clone(),
+                )
             }
-            None => (false, HashSet::new()),
+            None => (false, false, HashSet::new()),
         };
-        self.sfu.add_peer(
+        let events = self.sfu.add_peer(
             peer,
             room,
             offer_sdp,
             audio_allowed,
             Subscriptions::Only(subscriptions),
             screen_mid,
-        )
+        );
+        if audio_pinned {
+            // The media thread takes commands in order: the peer exists by then.
+            self.sfu
+                .command(Command::SetAudioPinned { peer, pinned: true });
+        }
+        events
     }
 
     /// Carries out everything the core decided.
@@ -286,6 +299,14 @@ impl Meetings {
                         if link.in_sfu {
                             self.sfu
                                 .command(Command::SetAudioForwarding { peer, allowed });
+                        }
+                    }
+                }
+                Output::AudioPinned { peer, pinned } => {
+                    if let Some(link) = running.links.get_mut(&peer) {
+                        link.audio_pinned = pinned;
+                        if link.in_sfu {
+                            self.sfu.command(Command::SetAudioPinned { peer, pinned });
                         }
                     }
                 }

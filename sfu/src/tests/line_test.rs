@@ -97,6 +97,7 @@ impl Line {
             link_stats_interval: None,
             initial_estimate: None,
             tcp_candidate_addr: None,
+            loudest_audio: None,
         });
         let mut client = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))

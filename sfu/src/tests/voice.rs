@@ -135,3 +135,98 @@ fn the_loud_peer_is_reported_and_the_quiet_ones_are_not() {
         "the meters keep the media thread waking with nobody speaking"
     );
 }
+
+#[test]
+fn only_the_loudest_sites_and_the_pinned_one_are_heard() {
+    let mut world = World::new();
+    world.sfu = crate::Sfu::new(crate::SfuConfig {
+        loudest_audio: Some(2),
+        ..super::test_config()
+    });
+    let listener = world.join(1);
+    let loudest = world.join(1);
+    let loud = world.join(1);
+    let quieter = world.join(1);
+    let chair = world.join(1);
+    let chair_peer = world.clients[chair].peer;
+    world.sfu.handle_command(
+        Command::SetAudioPinned {
+            peer: chair_peer,
+            pinned: true,
+        },
+        world.now,
+    );
+    world.dispatch_events();
+
+    // Three sites speak at once, the third the quietest; the chair speaks quietly too.
+    let mut microphones = [
+        (listener, 127),
+        (loudest, 20),
+        (loud, 30),
+        (quieter, 45),
+        (chair, 45),
+    ];
+    let mut count = 0;
+    let mut run = |world: &mut World, microphones: &[(usize, u8)], duration| {
+        world.run(duration, |world| {
+            let elapsed = world.now - world.start;
+            if elapsed.as_millis() % 20 == 0 && elapsed > Duration::from_millis(500) {
+                for &(index, dbov) in microphones {
+                    speak(world, index, dbov, count);
+                }
+                count += 1;
+            }
+        });
+    };
+    run(&mut world, &microphones, Duration::from_secs(3));
+    let heard = |world: &World, index: usize| {
+        super::frames_from(
+            world.client(listener),
+            world.clients[index].peer,
+            MediaKind::Audio,
+        )
+        .len()
+    };
+    // 2.5 s of speech is 125 packets.
+    assert!(heard(&world, loudest) >= 100, "{}", heard(&world, loudest));
+    assert!(heard(&world, loud) >= 100, "{}", heard(&world, loud));
+    assert!(
+        heard(&world, chair) >= 100,
+        "the pinned chair: {}",
+        heard(&world, chair)
+    );
+    assert_eq!(heard(&world, quieter), 0, "the third voice was forwarded");
+
+    // The loudest falls silent: within a second the quieter site takes its place.
+    microphones[1].1 = 127;
+    let before = heard(&world, quieter);
+    run(&mut world, &microphones, Duration::from_secs(3));
+    let taken_over = heard(&world, quieter) - before;
+    assert!(
+        taken_over >= 100,
+        "the quieter site got {taken_over} packets through once a place was free"
+    );
+    // The loudest speaks again: louder by more than the margin, it takes back a place
+    // from the quietest of those heard, and its stream goes on where it stopped.
+    microphones[1].1 = 20;
+    let (loudest_before, quieter_before) = (heard(&world, loudest), heard(&world, quieter));
+    run(&mut world, &microphones, Duration::from_secs(3));
+    let back = heard(&world, loudest) - loudest_before;
+    assert!(
+        back >= 100,
+        "the loudest got {back} packets through on its return"
+    );
+    // The smoothed level needs a few windows to rise past the quieter's: under a second.
+    let quieter_after = heard(&world, quieter) - quieter_before;
+    assert!(
+        quieter_after < 50,
+        "the quietest kept its place: {quieter_after} packets"
+    );
+    // What the SFU chose not to send is not loss: the listener's receiver finds the
+    // loudest's stream contiguous across the second and a half it was not forwarded.
+    let gaps = &world.client(listener).audio_gaps;
+    assert!(
+        gaps.is_empty(),
+        "audio gaps at the listener, by source: {gaps:?}"
+    );
+}
