@@ -18,15 +18,16 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::crypto::CryptoProvider;
-use str0m::format::{Codec, CodecConfig, FormatParams, PayloadParams};
+use str0m::format::PayloadParams;
 use str0m::ice::StunMessage;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, Mid, Pt, Rid};
+use str0m::media::{Direction, KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::line_test::{self, LineTest};
 use crate::link::{Arrivals, LinkMeter};
+use crate::opus;
 use crate::simulcast::{self, LayerInfo, LayerSwitch, SourcePacket, TrackDemand};
 use crate::throttle::KeyframeThrottle;
 use crate::voice::{self, LEVEL_INTERVAL, VoiceMeter};
@@ -109,6 +110,9 @@ pub struct SfuStats {
     pub datagrams_unroutable: u64,
     /// Keyframe requests that reached publishers.
     pub keyframe_requests_sent: u64,
+    /// Audio packets that arrived as redundant audio (RED): how many sites' browsers
+    /// protect their audio that way.
+    pub red_packets_received: u64,
     /// RTP payload bytes handed to subscribers' connections.
     pub bytes_forwarded: u64,
 }
@@ -324,7 +328,7 @@ struct TrackOut {
     /// Wanted again while its stop was being negotiated: open a new line after.
     wanted_again: bool,
     /// Source payload type to ours, learnt on first sight of each source type.
-    payload_types: Vec<(Pt, Option<Pt>)>,
+    payload_types: Vec<(Pt, Option<OutPayload>)>,
     /// Audio: subtracted from the source's extended sequence numbers so that this
     /// connection's numbering starts in rollover period zero, as SRTP expects of a
     /// new stream, however long the source has been sending.
@@ -569,18 +573,20 @@ impl Sfu {
             Ok(offer) => offer,
             Err(e) => return self.reject(id, SfuError::BadOffer(e.to_string())),
         };
-        let mut rtc_config = Rtc::builder()
+        let mut rtc = Rtc::builder()
             .set_crypto_provider(self.crypto.clone())
             .set_rtp_mode(true)
             // The SFU has one public address and answers ICE checks only: ICE-lite keeps
             // it from probing browsers' private addresses.
             .set_ice_lite(true)
             .clear_codecs()
+            // In-band FEC, and redundant audio (RED) with browsers that offer it: one
+            // lost packet on a mountain line costs no audio. DTX: see `opus.rs`.
+            .enable_opus(true, true)
             .enable_vp8(true)
             .set_stats_interval(self.config.link_stats_interval)
-            .enable_bwe(self.config.initial_estimate.map(Bitrate::bps));
-        add_opus(rtc_config.codec_config());
-        let mut rtc = rtc_config.build(now);
+            .enable_bwe(self.config.initial_estimate.map(Bitrate::bps))
+            .build(now);
         let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
             Ok(c) => c,
             Err(e) => {
@@ -629,7 +635,7 @@ impl Sfu {
         self.events.push_back((
             id,
             PeerEvent::Answer {
-                sdp: answer.to_sdp_string(),
+                sdp: opus::ask_for_dtx(&answer.to_sdp_string()),
             },
         ));
 
@@ -1591,13 +1597,24 @@ impl Sfu {
         // The number this packet goes out with, before each subscriber's own base.
         let renumbered = (*packet.seq_no).saturating_sub(withheld);
         let key = TrackKey { peer: id, mid };
-        let source_params: Option<PayloadParams> = peer
-            .rtc
-            .codec_config()
-            .params()
+        let source_codecs = peer.rtc.codec_config().params();
+        // A packet is in the codec's own payload type or, for audio, in its RED one.
+        let (source_params, source_red) = match source_codecs
             .iter()
             .find(|p| p.pt() == packet.header.payload_type)
-            .copied();
+        {
+            Some(params) => (Some(*params), false),
+            None => (
+                source_codecs
+                    .iter()
+                    .find(|p| p.red() == Some(packet.header.payload_type))
+                    .copied(),
+                true,
+            ),
+        };
+        if source_red && source_params.is_some() {
+            self.stats.red_packets_received += 1;
+        }
         let members = self.rooms.get(&room).map(Vec::as_slice).unwrap_or_default();
         for &other in members {
             if other == id {
@@ -1617,15 +1634,21 @@ impl Sfu {
             let OutState::Open(out_mid) = track.state else {
                 continue;
             };
-            let Some(pt) =
-                track.payload_type_for(packet.header.payload_type, source_params, &subscriber.rtc)
-            else {
+            let Some(out_payload) = track.payload_type_for(
+                packet.header.payload_type,
+                source_params,
+                source_red,
+                &subscriber.rtc,
+            ) else {
                 continue;
             };
-            let (seq, timestamp, payload, ext_vals) = if is_audio {
+            let (pt, seq, timestamp, payload, ext_vals) = if is_audio {
                 let seq_base = *track.seq_base.get_or_insert(renumbered & !0xffff);
                 let Some(seq) = renumbered.checked_sub(seq_base) else {
                     continue; // Reordered from before this subscriber's first packet.
+                };
+                let Some((pt, payload)) = out_payload.apply(&packet.payload) else {
+                    continue; // RED that does not parse.
                 };
                 let mut ext_vals = packet.header.ext_vals.clone();
                 // The source's media line is not this connection's: str0m writes ours
@@ -1633,13 +1656,11 @@ impl Sfu {
                 // source mid would send the packets to whichever line of the
                 // subscriber has that mid.
                 ext_vals.mid = None;
-                (
-                    seq,
-                    packet.header.timestamp,
-                    packet.payload.clone(),
-                    ext_vals,
-                )
+                (pt, seq, packet.header.timestamp, payload, ext_vals)
             } else {
+                let OutPayload::AsIs(pt) = out_payload else {
+                    continue; // Redundant encodings are audio only.
+                };
                 let source = SourcePacket {
                     layer: layer_index,
                     seq: *packet.seq_no,
@@ -1673,7 +1694,7 @@ impl Sfu {
                 ext_vals.mid = None;
                 ext_vals.rid = None;
                 ext_vals.rid_repair = None;
-                (out.seq, out.timestamp, payload, ext_vals)
+                (pt, out.seq, out.timestamp, payload, ext_vals)
             };
             let mut direct = subscriber.rtc.direct_api();
             let Some(stream) = direct.stream_tx_by_mid(out_mid, None) else {
@@ -1866,7 +1887,7 @@ impl Sfu {
         self.events.push_back((
             id,
             PeerEvent::Offer {
-                sdp: offer.to_sdp_string(),
+                sdp: opus::ask_for_dtx(&offer.to_sdp_string()),
                 tracks,
             },
         ));
@@ -1929,53 +1950,84 @@ impl TrackOut {
         matches!(self.state, OutState::ToOpen | OutState::ToStop(_))
     }
 
-    /// Our payload type for the source's, matched by codec; `None` if we have no match.
+    /// How the source's payload type goes out on this connection, matched by codec;
+    /// `None` if we have no match. `source` is the source's codec, whose RED payload
+    /// type `source_pt` is when `source_red`.
     fn payload_type_for(
         &mut self,
         source_pt: Pt,
         source: Option<PayloadParams>,
+        source_red: bool,
         rtc: &Rtc,
-    ) -> Option<Pt> {
+    ) -> Option<OutPayload> {
         if let Some((_, ours)) = self.payload_types.iter().find(|(pt, _)| *pt == source_pt) {
             return *ours;
         }
         let ours = source.and_then(|source| {
             let spec = source.spec();
-            rtc.codec_config()
-                .params()
-                .iter()
-                .find(|p| {
-                    let candidate = p.spec();
-                    candidate.codec == spec.codec
-                        && candidate.clock_rate == spec.clock_rate
-                        && candidate.channels == spec.channels
-                })
-                .map(|p| p.pt())
+            let ours = rtc.codec_config().params().iter().find(|p| {
+                let candidate = p.spec();
+                candidate.codec == spec.codec
+                    && candidate.clock_rate == spec.clock_rate
+                    && candidate.channels == spec.channels
+            })?;
+            Some(match (source_red, ours.red()) {
+                (false, _) => OutPayload::AsIs(ours.pt()),
+                (true, Some(red)) => OutPayload::Red {
+                    red,
+                    primary: ours.pt(),
+                    source_primary: source.pt(),
+                },
+                (true, None) => OutPayload::Primary(ours.pt()),
+            })
         });
         self.payload_types.push((source_pt, ours));
         ours
     }
 }
 
-/// Opus as str0m's `enable_opus` has it (10 ms packets allowed, in-band FEC), and DTX:
-/// our answer's `usedtx=1` asks each browser to send almost nothing while its room is
-/// silent (a packet every 400 ms instead of 50 a second), which leaves a mountain
-/// line's few kilobits for the site that speaks. Every receiver decodes DTX; the
-/// forwarded stream's sequence numbers stay contiguous, so the gaps are not loss.
-fn add_opus(codecs: &mut CodecConfig) {
-    codecs.add_config(
-        Pt::new_with_value(111),
-        None,
-        Codec::Opus,
-        Frequency::FORTY_EIGHT_KHZ,
-        Some(2),
-        FormatParams {
-            min_p_time: Some(10),
-            use_inband_fec: Some(true),
-            use_dtx: Some(true),
-            ..FormatParams::default()
-        },
-    );
+/// How a forwarded packet's payload goes out to one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutPayload {
+    /// As it came, under this payload type.
+    AsIs(Pt),
+    /// Redundant audio to a subscriber that negotiated it: the payload whole under our
+    /// RED payload type, its blocks renamed from the source's codec number to ours.
+    Red {
+        red: Pt,
+        primary: Pt,
+        source_primary: Pt,
+    },
+    /// Redundant audio to a subscriber that did not negotiate it: the primary block
+    /// alone, as plain audio under this payload type.
+    Primary(Pt),
+}
+
+impl OutPayload {
+    /// The payload type and payload this subscriber gets; `None` for RED that does not
+    /// parse, which no subscriber gets.
+    fn apply(self, payload: &Arc<[u8]>) -> Option<(Pt, Arc<[u8]>)> {
+        match self {
+            OutPayload::AsIs(pt) => Some((pt, payload.clone())),
+            OutPayload::Red {
+                red,
+                primary,
+                source_primary,
+            } if primary == source_primary => {
+                crate::red::primary(payload)?;
+                Some((red, payload.clone()))
+            }
+            OutPayload::Red {
+                red,
+                primary,
+                source_primary,
+            } => {
+                let retagged = crate::red::retag(payload, *source_primary, *primary)?;
+                Some((red, retagged.into()))
+            }
+            OutPayload::Primary(pt) => Some((pt, crate::red::primary(payload)?.into())),
+        }
+    }
 }
 
 fn kind_of(kind: str0m::media::MediaKind) -> MediaKind {

@@ -21,6 +21,8 @@ mod core;
 pub mod fuzzing;
 mod line_test;
 mod link;
+mod opus;
+mod red;
 mod shell;
 mod simulcast;
 mod tcp;

@@ -83,6 +83,7 @@ struct SharedStats {
     datagrams_malformed: AtomicU64,
     datagrams_unroutable: AtomicU64,
     keyframe_requests_sent: AtomicU64,
+    red_packets_received: AtomicU64,
 }
 
 enum ShellCommand {
@@ -271,6 +272,7 @@ impl SfuHandle {
             datagrams_malformed: self.shared.datagrams_malformed.load(Ordering::Relaxed),
             datagrams_unroutable: self.shared.datagrams_unroutable.load(Ordering::Relaxed),
             keyframe_requests_sent: self.shared.keyframe_requests_sent.load(Ordering::Relaxed),
+            red_packets_received: self.shared.red_packets_received.load(Ordering::Relaxed),
         }
     }
 
@@ -522,6 +524,9 @@ impl Worker {
         shared
             .keyframe_requests_sent
             .store(stats.keyframe_requests_sent, Ordering::Relaxed);
+        shared
+            .red_packets_received
+            .store(stats.red_packets_received, Ordering::Relaxed);
         self.shared
             .datagrams_malformed
             .store(stats.datagrams_malformed, Ordering::Relaxed);

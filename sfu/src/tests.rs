@@ -80,6 +80,9 @@ struct World {
     clients: Vec<Client>,
     /// Datagrams in flight: (due, from, to, bytes).
     network: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Whether clients joining from now on offer redundant audio (RED), as Chromium
+    /// does; str0m then sends every audio packet as RED.
+    offer_red: bool,
 }
 
 impl World {
@@ -92,6 +95,7 @@ impl World {
             sfu,
             clients: Vec::new(),
             network: VecDeque::new(),
+            offer_red: true,
         }
     }
 
@@ -117,6 +121,7 @@ impl World {
         let addr: SocketAddr = format!("10.0.1.{}:4000", index + 1).parse().unwrap();
         let mut rtc = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .enable_opus(true, self.offer_red)
             .build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut change = rtc.sdp_api();
@@ -433,6 +438,34 @@ fn answer_asks_browsers_for_opus_dtx_and_in_band_fec() {
     let params: Vec<&str> = fmtp.split(';').map(str::trim).collect();
     assert!(params.contains(&"usedtx=1"), "no DTX asked: {fmtp}");
     assert!(params.contains(&"useinbandfec=1"), "no in-band FEC: {fmtp}");
+}
+
+#[test]
+fn redundant_audio_reaches_a_subscriber_without_red_as_plain_opus() {
+    let mut world = World::new();
+    let with_red = world.join(1);
+    world.offer_red = false;
+    let without_red = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(3));
+
+    // Both ways: RED unwrapped to its primary block, and plain Opus to a RED subscriber.
+    for (receiver, sender) in [(without_red, with_red), (with_red, without_red)] {
+        let source = world.client(sender).peer;
+        let frames = frames_from(world.client(receiver), source, MediaKind::Audio);
+        assert!(
+            frames.len() >= 100,
+            "{receiver} got {} audio frames",
+            frames.len()
+        );
+        for (count, frame) in frames.iter().enumerate() {
+            assert_eq!(
+                *frame,
+                &frame_bytes(source, MediaKind::Audio, count as u64),
+                "audio frame {count} from {sender} changed in transit"
+            );
+        }
+    }
+    assert!(world.sfu.stats().red_packets_received >= 100);
 }
 
 #[test]

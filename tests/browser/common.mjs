@@ -192,6 +192,31 @@ export async function inboundStats(page) {
   });
 }
 
+/**
+ * The audio codecs a page's connection uses, from `getStats()`: what it sends with
+ * (`send`) and what each inbound audio stream arrives in (`receive`), as MIME types
+ * such as `audio/opus` or `audio/red`.
+ */
+export async function audioCodecs(page) {
+  return page.evaluate(async () => {
+    const pc = window.cauPeerConnection;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    const codecs = new Map();
+    report.forEach((stat) => {
+      if (stat.type === 'codec') codecs.set(stat.id, stat.mimeType);
+    });
+    const found = { send: [], receive: [] };
+    report.forEach((stat) => {
+      if ((stat.kind ?? stat.mediaType) !== 'audio' || !stat.codecId) return;
+      const mime = codecs.get(stat.codecId) ?? null;
+      if (stat.type === 'outbound-rtp') found.send.push(mime);
+      if (stat.type === 'inbound-rtp') found.receive.push(mime);
+    });
+    return found;
+  });
+}
+
 /** What a page shows, for reports: connection states, remote participants, notice. */
 export async function snapshot(page) {
   return page.evaluate(() => {

@@ -11,7 +11,7 @@
 // `error` field and the exit code is 1. The whole run is bounded by 55 s.
 
 import {
-  describePages, inboundStats, joinUrl, launchChromium, openPage, parseArguments, runReport,
+  audioCodecs, describePages, inboundStats, joinUrl, launchChromium, openPage, parseArguments, runReport,
   sleep, snapshot, waitForRemoteVideo,
 } from './common.mjs';
 
@@ -83,6 +83,7 @@ await runReport(report, 55_000, async (report, setBrowser) => {
         signaling_state: shown.signaling_state,
         timeline_ms: shown.marks,
         server_opus_fmtp: opusFmtp,
+        audio_codecs: await audioCodecs(pages[name]),
       });
       if (!video || video.video_width === 0) failures.push(`${name}: no picture from ${other}`);
       if (!(entry.frames_decoded_after > entry.frames_decoded_before)) {

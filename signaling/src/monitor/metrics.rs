@@ -130,6 +130,7 @@ impl Metrics {
             ("datagrams_malformed", sfu.datagrams_malformed),
             ("datagrams_unroutable", sfu.datagrams_unroutable),
             ("keyframe_requests_sent", sfu.keyframe_requests_sent),
+            ("red_packets_received", sfu.red_packets_received),
         ];
         for (kind, value) in counters {
             let counter = self.sfu.with_label_values(&[kind]);

@@ -1,4 +1,4 @@
-//! Two headless Chromium participants join one room through the web client (`/join/...&autojoin=1`), and each decodes the other's video and receives its audio through the server, which asks each browser's Opus encoder for DTX and in-band FEC.
+//! Two headless Chromium participants join one room through the web client (`/join/...&autojoin=1`), and each decodes the other's video and receives its audio through the server, which asks each browser's Opus encoder for DTX and in-band FEC; Chromium sends its audio as redundant audio (RED), which the server forwards.
 
 use anyhow::bail;
 use cau_tests::browser::run_script;
@@ -36,6 +36,12 @@ async fn browsers_see_and_hear_each_other() -> anyhow::Result<()> {
         if page["video_width"].as_u64().unwrap_or(0) == 0 {
             bail!("{name}: the remote <video> shows no picture: {page}");
         }
+    }
+    // Chromium's statistics name Opus for RED streams too; the server counts them.
+    let stats = server.sfu_stats();
+    println!("{stats:?}");
+    if stats.red_packets_received < 50 {
+        bail!("the browsers' audio did not arrive as RED: {stats:?}");
     }
     Ok(())
 }
