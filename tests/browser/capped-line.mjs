@@ -19,6 +19,10 @@
 // Poor sends its camera and microphone, Good has no devices; the script measures Good's
 // audio loss from Poor under the cap, and whether Poor's video still arrives.
 //
+// MODE `lossy`: as `uplink`, but instead of a cap the line drops KBIT percent of the UDP
+// packets Poor sends, at random (iptables' statistic match on LINK, in LINE_NETNS), for
+// HOLD_S seconds. The figures are named as for a cap ("under_cap": while impaired).
+//
 // Prints one line of JSON; exits 0 when every step happened, 1 otherwise. The test that
 // runs it judges the figures. Bounded by 90 s plus HOLD_S.
 
@@ -28,8 +32,8 @@ import {
 } from './common.mjs';
 
 const [baseArgument, room, mode, netns, link, launcher, kbitArgument, holdArgument] = process.argv.slice(2);
-if (!holdArgument || !['downlink', 'uplink'].includes(mode)) {
-  process.stderr.write('usage: node capped-line.mjs BASE_URL ROOM downlink|uplink LINE_NETNS LINK LAUNCHER KBIT HOLD_S\n');
+if (!holdArgument || !['downlink', 'uplink', 'lossy'].includes(mode)) {
+  process.stderr.write('usage: node capped-line.mjs BASE_URL ROOM downlink|uplink|lossy LINE_NETNS LINK LAUNCHER KBIT|PERCENT HOLD_S\n');
   process.exit(2);
 }
 const baseUrl = baseArgument.replace(/\/+$/, '');
@@ -49,7 +53,17 @@ function tc(...args) {
   execFileSync('ip', ['netns', 'exec', netns, 'tc', ...args]);
 }
 
+/** The iptables rule of `lossy` mode, without its -A/-D. */
+function lossRule() {
+  return ['FORWARD', '-o', link, '-p', 'udp', '-m', 'statistic', '--mode', 'random',
+    '--probability', String(kbit / 100), '-j', 'DROP'];
+}
+
 function cap() {
+  if (mode === 'lossy') {
+    execFileSync('ip', ['netns', 'exec', netns, 'iptables-legacy', '-A', ...lossRule()]);
+    return;
+  }
   tc('qdisc', 'add', 'dev', link, 'root', 'handle', '1:', 'htb', 'default', '1');
   tc('class', 'add', 'dev', link, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`);
   const queueBytes = Math.max(3000, Math.round((kbit * 1000 / 8) * QUEUE_SECONDS));
@@ -57,6 +71,14 @@ function cap() {
 }
 
 function uncap() {
+  if (mode === 'lossy') {
+    try {
+      execFileSync('ip', ['netns', 'exec', netns, 'iptables-legacy', '-D', ...lossRule()], { stdio: 'ignore' });
+    } catch {
+      // Not impaired, or the namespace is gone already.
+    }
+    return;
+  }
   try {
     tc('qdisc', 'del', 'dev', link, 'root');
   } catch {
@@ -70,7 +92,7 @@ function readStats(page) {
     const pc = window.cauPeerConnection;
     if (!pc) return null;
     const video = { height: 0, framesDecoded: 0, freezeCount: 0, freezeSeconds: 0, pliCount: 0, nackCount: 0, packetsLost: 0, keyFramesDecoded: 0, framesDropped: 0 };
-    const audio = { packetsReceived: 0, packetsLost: 0, concealedSamples: 0, totalSamplesReceived: 0 };
+    const audio = { packetsReceived: 0, packetsLost: 0, concealedSamples: 0, silentConcealedSamples: 0, totalSamplesReceived: 0 };
     (await pc.getStats()).forEach((stat) => {
       if (stat.type !== 'inbound-rtp') return;
       if (stat.kind === 'video') {
@@ -87,6 +109,7 @@ function readStats(page) {
         audio.packetsReceived += stat.packetsReceived ?? 0;
         audio.packetsLost += Math.max(0, stat.packetsLost ?? 0);
         audio.concealedSamples += stat.concealedSamples ?? 0;
+        audio.silentConcealedSamples += stat.silentConcealedSamples ?? 0;
         audio.totalSamplesReceived += stat.totalSamplesReceived ?? 0;
       }
     });
@@ -153,17 +176,24 @@ function freezes(timeline) {
   return found;
 }
 
-/** Audio received and lost between two samples, and the share concealed. */
+/**
+ * Audio received and lost between two samples, and the share concealed. A sender's
+ * pauses under DTX are concealed too, as silence (`silentConcealedSamples`): that is
+ * the codec working, not audio lost, so `concealed_percent` leaves it out and
+ * `silent_concealed_percent` says how much it was.
+ */
 function audioBetween(first, last) {
   const received = last.audio.packetsReceived - first.audio.packetsReceived;
   const lost = last.audio.packetsLost - first.audio.packetsLost;
   const samples = last.audio.totalSamplesReceived - first.audio.totalSamplesReceived;
   const concealed = last.audio.concealedSamples - first.audio.concealedSamples;
+  const silent = last.audio.silentConcealedSamples - first.audio.silentConcealedSamples;
   return {
     received,
     lost,
     loss_percent: received + lost > 0 ? (100 * lost) / (received + lost) : null,
-    concealed_percent: samples > 0 ? (100 * concealed) / samples : null,
+    concealed_percent: samples > 0 ? (100 * (concealed - silent)) / samples : null,
+    silent_concealed_percent: samples > 0 ? (100 * silent) / samples : null,
   };
 }
 
@@ -220,7 +250,7 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
     }
     await sleep(3000);
 
-    step = `Poor's ${mode} capped at ${kbit} kbit/s`;
+    step = mode === 'lossy' ? `Poor's uplink losing ${kbit}%` : `Poor's ${mode} capped at ${kbit} kbit/s`;
     const cappedAt = Date.now();
     cap();
     report.capped_at_ms = cappedAt - origin;

@@ -391,7 +391,6 @@ export class Session {
       if (track.kind === 'video') init.sendEncodings = CAMERA_LAYERS.map((layer) => ({ ...layer }));
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video') keepResolution(transceiver.sender);
-      if (track.kind === 'audio') preferRedundantAudio(transceiver);
     }
     // A line of its own for sharing a screen, empty until the site shares: filling it
     // later (`replaceTrack`) needs no new offer, and the client offers only once.
@@ -861,23 +860,6 @@ export function showNotice(key, detail = '', vars = undefined) {
  * uplink runs short: the server matches layers to the sizes sites show videos at, and a
  * layer whose picture shrinks on its own would be chosen for a size it no longer fills.
  */
-/**
- * Asks the browser to send its microphone as redundant audio (RFC 2198 RED: each packet
- * also carries the one before), so that one packet lost on a mountain line costs no
- * audio. Chromium sends RED only when it comes first among the negotiated codecs; a
- * browser without RED keeps its default order and sends plain Opus.
- */
-function preferRedundantAudio(transceiver) {
-  const codecs = globalThis.RTCRtpSender?.getCapabilities?.('audio')?.codecs ?? [];
-  const isRed = (codec) => codec.mimeType.toLowerCase() === 'audio/red';
-  if (!codecs.some(isRed) || typeof transceiver.setCodecPreferences !== 'function') return;
-  try {
-    transceiver.setCodecPreferences([...codecs.filter(isRed), ...codecs.filter((c) => !isRed(c))]);
-  } catch (error) {
-    console.warn('cannot prefer redundant audio', error);
-  }
-}
-
 function keepResolution(sender) {
   try {
     const parameters = sender.getParameters();

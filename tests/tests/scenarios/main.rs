@@ -30,6 +30,7 @@ mod join_links_admit_only_their_site_meeting_and_window;
 mod line_quality_is_scored_per_site;
 mod line_test_refuses_what_it_cannot_run;
 mod line_test_tells_ready_from_not_ready;
+mod lossy_publisher_is_heard_whole_through_redundancy;
 mod meeting_roles_and_tokens_are_enforced;
 mod meetings_are_scheduled_edited_cancelled_and_listed;
 mod meetings_survive_a_restart;
