@@ -55,6 +55,10 @@ struct Client {
     /// When not zero, every this-many-th datagram the client sends is lost.
     drop_every: u64,
     sent: u64,
+    /// When not zero, every this-many-th datagram sent to the client is lost: a lossy
+    /// downlink.
+    drop_received_every: u64,
+    received_datagrams: u64,
     gone: Option<GoneReason>,
     events: Vec<PeerEvent>,
 }
@@ -143,6 +147,8 @@ impl World {
             online: true,
             drop_every: 0,
             sent: 0,
+            drop_received_every: 0,
+            received_datagrams: 0,
             gone: None,
             events: Vec::new(),
         });
@@ -274,6 +280,13 @@ impl World {
         if let Some(sender) = self.clients.iter_mut().find(|c| c.addr == from) {
             sender.sent += 1;
             if sender.drop_every != 0 && sender.sent.is_multiple_of(sender.drop_every) {
+                return;
+            }
+        }
+        if let Some(receiver) = self.clients.iter_mut().find(|c| c.addr == to) {
+            receiver.received_datagrams += 1;
+            let every = receiver.drop_received_every;
+            if every != 0 && receiver.received_datagrams.is_multiple_of(every) {
                 return;
             }
         }

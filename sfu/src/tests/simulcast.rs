@@ -1,7 +1,8 @@
 //! Simulcast on simulated time: a str0m client publishes its video in three layers, as
 //! browsers do, each frame a keyframe declaring its layer's size and tagged with its
 //! layer; subscribers say at what size they show the video. Each receives, intact, the
-//! layer its size calls for, and a layer no one receives is paused at the publisher.
+//! layer its size calls for, and a layer no one receives is paused at the publisher; a
+//! subscriber whose line loses steps down (or pauses) alone, the others keep the top.
 
 use std::time::Duration;
 
@@ -160,5 +161,60 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
             active("m", false),
             active("h", true)
         ])
+    );
+}
+
+#[test]
+fn a_subscriber_on_a_losing_line_steps_down_alone() {
+    let mut world = World::new();
+    // Bandwidth estimation on, as in the product: the layer follows each subscriber's
+    // own line.
+    world.sfu = crate::Sfu::new(crate::SfuConfig {
+        initial_estimate: Some(5_000_000),
+        ..super::test_config()
+    });
+    let mut simulcast = Simulcast::new();
+    for (rid, _) in LAYERS {
+        simulcast.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let clean = world.join(1);
+    let poor = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(3), publisher, &mut count);
+    for index in [clean, poor] {
+        let layers = received_layers(&world, index);
+        assert!(layers.len() > 20, "too few frames: {layers:?}");
+        assert_eq!(layers.last().map(String::as_str), Some("h"), "{layers:?}");
+    }
+
+    // The poor commune's downlink loses one datagram in four.
+    world.clients[poor].drop_received_every = 4;
+    let (clean_before, poor_before) = (
+        received_layers(&world, clean).len(),
+        received_layers(&world, poor).len(),
+    );
+    run(&mut world, Duration::from_secs(6), publisher, &mut count);
+    let poor_after = received_layers(&world, poor).split_off(poor_before);
+    let clean_after = received_layers(&world, clean).split_off(clean_before);
+    // It steps down to a lower layer, or (a quarter of its packets lost: str0m's
+    // estimate falls to tens of kilobits) its video pauses and it is told so.
+    let paused = world.clients[poor]
+        .events
+        .iter()
+        .rev()
+        .find_map(|event| match event {
+            PeerEvent::VideoPaused { paused } => Some(*paused),
+            _ => None,
+        });
+    assert!(
+        paused == Some(true) || poor_after.last().is_some_and(|l| l != "h"),
+        "the losing subscriber kept the top layer: {poor_after:?}, paused {paused:?}"
+    );
+    // The clean one keeps the top layer throughout, every frame of it.
+    assert!(clean_after.len() > 100, "{}", clean_after.len());
+    assert!(
+        clean_after.iter().all(|l| l == "h"),
+        "the clean subscriber was stepped down: {clean_after:?}"
     );
 }
