@@ -46,9 +46,17 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
-/// Loss towards a peer above which its line counts as full: a layer it receives is
-/// then given up as soon as the estimate says it does not fit whole.
+/// Loss towards a peer, beyond the line's usual loss, above which its line counts as
+/// full: a layer it receives is then given up as soon as the estimate says it does
+/// not fit whole.
 const LOSING_SHARE: f32 = 0.05;
+/// Line samples over which a peer's usual loss is the median. A mountain line may lose
+/// a few percent whatever is sent; that is not the line filling up, and reading it so
+/// would keep such a site's video paused for as long as its line stays lossy. A line
+/// that fills up loses far more than its usual share, at once, and stops losing once
+/// the video stepped down: the median of ten seconds moves only if it kept losing for
+/// more than five.
+const LOSS_FLOOR_SAMPLES: usize = 10;
 /// What one audio track is assumed to take of a subscriber's bandwidth, before any
 /// video, until its rate is measured: Opus voice at 32 kbit/s and 50 packets a second
 /// with their overhead.
@@ -187,6 +195,9 @@ pub(crate) struct Peer {
     /// Over the last line sample, more than [`LOSING_SHARE`] of what was sent to this
     /// peer was lost (transport-wide feedback, else receiver reports).
     losing: bool,
+    /// The loss towards this peer over its last [`LOSS_FLOOR_SAMPLES`] line samples,
+    /// newest last: their median is the line's usual loss.
+    recent_loss: VecDeque<f32>,
     /// While losing: what of the last sample's bytes arrived, in bits per second. The
     /// line carries no more than that, whatever the estimate (which lags) says.
     delivered: Option<u64>,
@@ -232,6 +243,7 @@ impl Peer {
             video_paused: false,
             bwe_rates: None,
             losing: false,
+            recent_loss: VecDeque::new(),
             delivered: None,
             screen_mid: None,
         }
@@ -1268,18 +1280,27 @@ impl Sfu {
                             *slot = Some(slot.map_or(loss, |l| l.max(loss)));
                         }
                         sample.loss_in = audio.or(video).or(sample.loss_in);
-                        let losing = sample.loss_out.is_some_and(|loss| loss > LOSING_SHARE);
+                        let usual_loss = median(&peer.recent_loss).unwrap_or(0.0);
+                        // The loss beyond the line's usual: what filling it up costs.
+                        let excess = sample.loss_out.map(|loss| (loss - usual_loss).max(0.0));
+                        if let Some(loss) = sample.loss_out {
+                            if peer.recent_loss.len() == LOSS_FLOOR_SAMPLES {
+                                peer.recent_loss.pop_front();
+                            }
+                            peer.recent_loss.push_back(loss.clamp(0.0, 1.0));
+                        }
+                        let losing = excess.is_some_and(|excess| excess > LOSING_SHARE);
                         let changed = peer.losing != losing || losing;
                         peer.losing = losing;
-                        peer.delivered = match (losing, sample.loss_out) {
-                            (true, Some(loss)) if !sample.interval.is_zero() => {
+                        peer.delivered = match (losing, excess) {
+                            (true, Some(excess)) if !sample.interval.is_zero() => {
                                 let sent =
                                     sample.bytes_out as f64 * 8.0 / sample.interval.as_secs_f64();
                                 // What arrived, less the share the line was losing
                                 // (room for its queue to drain): a sample that began
                                 // before the line filled up reads both too high, and
                                 // one sample must be enough to step down far enough.
-                                let kept = f64::from(1.0 - loss.clamp(0.0, 1.0));
+                                let kept = f64::from(1.0 - excess.clamp(0.0, 1.0));
                                 Some((sent * kept * kept) as u64)
                             }
                             _ => None,
@@ -2028,6 +2049,13 @@ impl OutPayload {
             OutPayload::Primary(pt) => Some((pt, crate::red::primary(payload)?.into())),
         }
     }
+}
+
+/// The median of `values` (the lower middle one of an even count); `None` if empty.
+fn median(values: &VecDeque<f32>) -> Option<f32> {
+    let mut sorted: Vec<f32> = values.iter().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
 fn kind_of(kind: str0m::media::MediaKind) -> MediaKind {

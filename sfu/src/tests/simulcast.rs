@@ -218,3 +218,52 @@ fn a_subscriber_on_a_losing_line_steps_down_alone() {
         "the clean subscriber was stepped down: {clean_after:?}"
     );
 }
+
+#[test]
+fn a_line_that_always_loses_a_little_still_gets_video() {
+    let mut world = World::new();
+    world.sfu = crate::Sfu::new(crate::SfuConfig {
+        initial_estimate: Some(5_000_000),
+        ..super::test_config()
+    });
+    let mut simulcast = Simulcast::new();
+    for (rid, _) in LAYERS {
+        simulcast.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let lossy = world.join(1);
+    // A mountain line that loses one datagram in twelve (8%) whatever is sent: not a
+    // full line. Its video may step down but must not stay paused.
+    world.clients[lossy].drop_received_every = 12;
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(12), publisher, &mut count);
+    let layers = received_layers(&world, lossy);
+    let frames_at_the_end = world.clients[lossy]
+        .received
+        .iter()
+        .filter(|(_, kind, _)| *kind == MediaKind::Video)
+        .count();
+    let paused = world.clients[lossy]
+        .events
+        .iter()
+        .rev()
+        .find_map(|event| match event {
+            PeerEvent::VideoPaused { paused } => Some(*paused),
+            _ => None,
+        });
+    assert_ne!(paused, Some(true), "paused for good: {layers:?}");
+    let before = frames_at_the_end;
+    run(&mut world, Duration::from_secs(4), publisher, &mut count);
+    let received_since = world.clients[lossy]
+        .received
+        .iter()
+        .filter(|(_, kind, _)| *kind == MediaKind::Video)
+        .count()
+        - before;
+    // 80 frames were sent in those 4 s; a frame is lost only if a packet of it is lost
+    // and its retransmission too.
+    assert!(
+        received_since > 40,
+        "{received_since} frames in the last 4 s"
+    );
+}
