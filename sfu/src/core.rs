@@ -68,6 +68,21 @@ const PACKET_OVERHEAD_BYTES: u64 = 60;
 /// Bitrates assumed for a layer not yet measured, lowest layer first: what the web
 /// client asks its encoder for (180p, 360p, 720p).
 const NOMINAL_LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+/// The remote addresses one peer may introduce over its connection's life. Every good
+/// ICE check from a new address leaves str0m a remote candidate that it keeps until the
+/// connection ends and scans on every later check, so without a limit a client that
+/// knows its password could make each of its checks, on the media thread every room
+/// shares, as dear as it liked (80 µs with 1,000 addresses, 680 µs with 12,000, in a
+/// debug build) and the peer's memory grow without end. Forgetting the oldest address
+/// instead would not help: str0m can only mark a candidate discarded, never drop it.
+/// A browser shows a handful of addresses per network (one per local interface and
+/// NAT mapping, one per ICE-TCP connection) and a few more at each network change, so
+/// 32 carries a site through many changes; a client past the limit loses the new path,
+/// its connection fails and the page reconnects as a new peer, with a fresh allowance.
+pub(crate) const MAX_PEER_ADDRESSES: usize = 32;
+/// Candidates signaling may trickle for one peer. Each also stays in str0m's list for
+/// the connection's life; a browser trickles one per local interface and protocol.
+pub(crate) const MAX_TRICKLED_CANDIDATES: usize = 32;
 
 /// How the core is set up.
 #[derive(Debug, Clone)]
@@ -116,6 +131,9 @@ pub struct SfuStats {
     pub datagrams_malformed: u64,
     /// Datagrams from an unknown address that named no known peer.
     pub datagrams_unroutable: u64,
+    /// ICE checks from a new address refused because their peer has introduced as many
+    /// addresses as it may (`MAX_PEER_ADDRESSES`).
+    pub addresses_refused: u64,
     /// Keyframe requests that reached publishers.
     pub keyframe_requests_sent: u64,
     /// Audio packets that arrived as redundant audio (RED): how many sites' browsers
@@ -154,6 +172,11 @@ pub(crate) struct Peer {
     pub(crate) local_ufrag: String,
     /// Remote addresses bound to this peer in `Sfu::by_address`.
     addresses: Vec<SocketAddr>,
+    /// Remote addresses bound to this peer over its life, those since taken by another
+    /// peer included: str0m keeps every one until the connection ends.
+    addresses_learnt: usize,
+    /// Candidates signaling trickled, which str0m keeps as long.
+    candidates_trickled: usize,
     created: Instant,
     last_heard: Option<Instant>,
     connected: bool,
@@ -205,6 +228,17 @@ pub(crate) struct Peer {
     screen_mid: Option<Mid>,
 }
 
+/// Where a packet goes.
+enum Route {
+    /// To this peer: its address is bound, or it is an ICE check naming the peer.
+    Peer(PeerId),
+    /// Nowhere: an ICE check from a new address naming a peer that has introduced
+    /// [`MAX_PEER_ADDRESSES`] addresses already.
+    Full,
+    /// Nowhere: from an unknown address, and no ICE check naming a peer.
+    Nowhere,
+}
+
 /// What signaling says of a new participant besides its offer.
 struct PeerSetup {
     audio_allowed: bool,
@@ -221,6 +255,8 @@ impl Peer {
             rtc,
             local_ufrag,
             addresses: Vec::new(),
+            addresses_learnt: 0,
+            candidates_trickled: 0,
             created: now,
             last_heard: None,
             connected: false,
@@ -455,9 +491,16 @@ impl Sfu {
             self.stats.datagrams_malformed += 1;
             return;
         };
-        let Some(id) = self.route(source, data) else {
-            self.stats.datagrams_unroutable += 1;
-            return;
+        let id = match self.route(source, data) {
+            Route::Peer(id) => id,
+            Route::Full => {
+                self.stats.addresses_refused += 1;
+                return;
+            }
+            Route::Nowhere => {
+                self.stats.datagrams_unroutable += 1;
+                return;
+            }
         };
         let receive = Receive {
             proto,
@@ -1132,8 +1175,19 @@ impl Sfu {
         if line.is_empty() {
             return; // End of candidates.
         }
+        if peer.candidates_trickled >= MAX_TRICKLED_CANDIDATES {
+            return self.reject(
+                id,
+                SfuError::BadCandidate(format!(
+                    "more than {MAX_TRICKLED_CANDIDATES} candidates for one connection"
+                )),
+            );
+        }
         match Candidate::from_sdp_string(line) {
-            Ok(candidate) => peer.rtc.add_remote_candidate(candidate),
+            Ok(candidate) => {
+                peer.candidates_trickled += 1;
+                peer.rtc.add_remote_candidate(candidate);
+            }
             Err(e) => self.reject(id, SfuError::BadCandidate(e.to_string())),
         }
     }
@@ -1182,15 +1236,27 @@ impl Sfu {
         self.events.push_back((id, PeerEvent::Rejected { error }));
     }
 
-    fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<PeerId> {
+    fn route(&self, source: SocketAddr, data: &[u8]) -> Route {
         if let Some(&id) = self.by_address.get(&source) {
-            return Some(id);
+            return Route::Peer(id);
         }
         // Only an ICE check may introduce a new address, and it names its peer by our
         // username fragment. The address is bound once that peer's ICE agent answers.
-        let message = StunMessage::parse(data).ok()?;
-        let (local, _remote) = message.split_username()?;
-        self.by_ufrag.get(local).copied()
+        let Ok(message) = StunMessage::parse(data) else {
+            return Route::Nowhere;
+        };
+        let Some((local, _remote)) = message.split_username() else {
+            return Route::Nowhere;
+        };
+        let Some(&id) = self.by_ufrag.get(local) else {
+            return Route::Nowhere;
+        };
+        // Refused before str0m sees it: str0m would keep the address for good.
+        let full = self
+            .peers
+            .get(&id)
+            .is_some_and(|peer| peer.addresses_learnt >= MAX_PEER_ADDRESSES);
+        if full { Route::Full } else { Route::Peer(id) }
     }
 
     fn room_members(&self, room: RoomId) -> impl Iterator<Item = PeerId> + '_ {
@@ -1334,6 +1400,7 @@ impl Sfu {
         }
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.addresses.push(address);
+            peer.addresses_learnt += 1;
         }
     }
 

@@ -19,6 +19,7 @@ use str0m::media::{Direction, MediaKind as StrKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
 
+use crate::core::MAX_PEER_ADDRESSES;
 use crate::{Command, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions};
 
 /// What an entry point made of its input (here and in signaling's fuzzing module).
@@ -189,9 +190,10 @@ impl Datagram {
 /// from its address and from strangers'.
 ///
 /// The connected pair is set up once per thread and kept across calls, as a fuzzer
-/// calls this millions of times. It is set up anew once good checks have bound more
-/// than [`MAX_BOUND`] addresses to the peer. Refused if the core counted any of the
-/// datagrams as malformed or unroutable; accepted if it took them all.
+/// calls this millions of times. It is set up anew once good checks have bound as many
+/// addresses to the peer as the core allows ([`MAX_PEER_ADDRESSES`]), which must never
+/// be exceeded. Refused if the core counted any of the datagrams as malformed or
+/// unroutable; accepted if it took them all.
 pub fn datagrams(datagrams: &[Datagram]) -> Outcome {
     thread_local! {
         static PAIR: RefCell<Option<ConnectedPair>> = const { RefCell::new(None) };
@@ -203,7 +205,15 @@ pub fn datagrams(datagrams: &[Datagram]) -> Outcome {
         pair.feed(datagrams);
         let after = pair.sfu.stats();
         assert_eq!(after.peers, 1, "the connected peer is still there");
-        if pair.sfu.by_address.len() > MAX_BOUND {
+        let bound = pair.sfu.by_address.len();
+        assert!(
+            bound <= MAX_PEER_ADDRESSES,
+            "{bound} addresses bound to one peer, more than the core allows"
+        );
+        // Past the limit every check from a new address is refused before str0m sees
+        // it, so neither a good check nor the wrong-password check below would mean
+        // anything more: start again with a fresh peer.
+        if bound >= MAX_PEER_ADDRESSES {
             *cell = None;
         }
         let dropped = (after.datagrams_malformed - before.datagrams_malformed)
@@ -214,14 +224,6 @@ pub fn datagrams(datagrams: &[Datagram]) -> Outcome {
         }
     })
 }
-
-/// How many addresses good checks may bind to the kept peer before [`datagrams`] sets
-/// the pair up anew. Every check from a new port adds a remote candidate that str0m
-/// keeps for the connection's life and scans on every later check: after two million
-/// inputs a kept pair had grown so that one input took 90 seconds. Setting the pair up
-/// again also keeps the wrong-password check meaningful, since it can only catch a
-/// check from an address that is not bound yet.
-const MAX_BOUND: usize = 64;
 
 /// A core with one peer whose connection is up, and the str0m client at its other end.
 struct ConnectedPair {

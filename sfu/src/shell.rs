@@ -82,6 +82,7 @@ struct SharedStats {
     packets_withheld: AtomicU64,
     datagrams_malformed: AtomicU64,
     datagrams_unroutable: AtomicU64,
+    addresses_refused: AtomicU64,
     keyframe_requests_sent: AtomicU64,
     red_packets_received: AtomicU64,
 }
@@ -271,6 +272,7 @@ impl SfuHandle {
             packets_withheld: self.shared.packets_withheld.load(Ordering::Relaxed),
             datagrams_malformed: self.shared.datagrams_malformed.load(Ordering::Relaxed),
             datagrams_unroutable: self.shared.datagrams_unroutable.load(Ordering::Relaxed),
+            addresses_refused: self.shared.addresses_refused.load(Ordering::Relaxed),
             keyframe_requests_sent: self.shared.keyframe_requests_sent.load(Ordering::Relaxed),
             red_packets_received: self.shared.red_packets_received.load(Ordering::Relaxed),
         }
@@ -533,6 +535,9 @@ impl Worker {
         self.shared
             .datagrams_unroutable
             .store(stats.datagrams_unroutable, Ordering::Relaxed);
+        self.shared
+            .addresses_refused
+            .store(stats.addresses_refused, Ordering::Relaxed);
     }
 
     /// Sends what the core queued and hands its events to signaling.

@@ -21,6 +21,8 @@ use crate::{
     Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions,
 };
 
+/// The addresses one peer may introduce, and a client that moves.
+mod addresses;
 /// The line test, on a line of its own (clean or capped).
 mod line_test;
 /// Simulcast layers chosen by shown size, switched at keyframes, paused when unwatched.

@@ -477,8 +477,65 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             format!("unknown message type `{shown}`"),
         ));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("bad `{kind}` message: {e}")))
+    let message = serde_json::from_value(value).map_err(|e| {
+        ProtocolError::new(ErrorCode::BadJson, format!("bad `{kind}` message: {e}"))
+    })?;
+    if let ClientMessage::Offer { sdp, .. } = &message {
+        check_offer_size(sdp)?;
+    }
+    Ok(message)
+}
+
+/// The most an offer may hold: bytes, lines, media sections and candidates. str0m
+/// parses an offer on the media thread every room shares, at some 45 µs a KiB and up
+/// to 8 µs a line (a release build on the project's machine, `docs/security.md`, threat
+/// 24), and adds each candidate at a cost that grows with their number; a 64 KiB offer
+/// held the thread up to 15 ms, and a refused offer may be sent again. A browser's
+/// offer of microphone, camera in three layers and an empty screen line is some 10 KiB
+/// in 300 lines, 3 media sections and a few candidates, so these limits leave it room
+/// (another codec, another interface) and cap the worst offer at a few milliseconds.
+pub const MAX_OFFER_BYTES: usize = 32 * 1024;
+/// See [`MAX_OFFER_BYTES`].
+pub const MAX_OFFER_LINES: usize = 600;
+/// See [`MAX_OFFER_BYTES`]. The web client offers 3, the line test 3.
+pub const MAX_OFFER_MEDIA: usize = 16;
+/// See [`MAX_OFFER_BYTES`]; the same as the SFU allows trickled.
+pub const MAX_OFFER_CANDIDATES: usize = 32;
+
+/// Refuses an offer beyond [`MAX_OFFER_BYTES`], [`MAX_OFFER_LINES`], [`MAX_OFFER_MEDIA`]
+/// or [`MAX_OFFER_CANDIDATES`] before it costs the media thread a parse: one pass over
+/// the bytes, here on the session's task.
+fn check_offer_size(sdp: &str) -> Result<(), ProtocolError> {
+    let refuse = |what: String| {
+        Err(ProtocolError::new(
+            ErrorCode::BadSdp,
+            format!("offer refused: {what}"),
+        ))
+    };
+    if sdp.len() > MAX_OFFER_BYTES {
+        return refuse(format!("an offer may have at most {MAX_OFFER_BYTES} bytes"));
+    }
+    let (mut lines, mut media, mut candidates) = (0, 0, 0);
+    for line in sdp.lines() {
+        lines += 1;
+        let line = line.trim_start();
+        media += usize::from(line.starts_with("m="));
+        candidates += usize::from(line.starts_with("a=candidate:"));
+    }
+    if lines > MAX_OFFER_LINES {
+        return refuse(format!("an offer may have at most {MAX_OFFER_LINES} lines"));
+    }
+    if media > MAX_OFFER_MEDIA {
+        return refuse(format!(
+            "an offer may have at most {MAX_OFFER_MEDIA} media sections"
+        ));
+    }
+    if candidates > MAX_OFFER_CANDIDATES {
+        return refuse(format!(
+            "an offer may have at most {MAX_OFFER_CANDIDATES} candidates"
+        ));
+    }
+    Ok(())
 }
 
 /// A room name as the protocol allows it: 1 to 64 of `A-Z a-z 0-9 - _ .`.
@@ -632,6 +689,58 @@ mod tests {
             r#"{"type":"mute","kind":"smell","muted":true}"#,
             Err(ErrorCode::BadJson),
         );
+    }
+
+    /// An offer of `lines` lines: a session header, `media` media sections of which the
+    /// first carries `candidates` candidates, then attribute lines up to `lines`, each
+    /// line padded so that the whole has at least `bytes` bytes.
+    fn offer(bytes: usize, lines: usize, media: usize, candidates: usize) -> String {
+        let mut sdp = vec!["v=0".to_owned(), "s=-".to_owned()];
+        for m in 0..media {
+            sdp.push("m=audio 9 UDP/TLS/RTP/SAVPF 111".to_owned());
+            sdp.push(format!("a=mid:{m}"));
+        }
+        for c in 0..candidates {
+            sdp.push(format!("a=candidate:{c} 1 udp 1 10.0.0.{c} 5000 typ host"));
+        }
+        while sdp.len() < lines {
+            sdp.push("a=rtcp-mux".to_owned());
+        }
+        let mut text = sdp.join("\r\n") + "\r\n";
+        if text.len() < bytes {
+            // The padding line takes the place of one attribute line.
+            text = text.replacen("a=rtcp-mux\r\n", "", 1);
+            let pad = "x".repeat(bytes - text.len() - "a=x-pad:\r\n".len());
+            text = text.replacen("s=-\r\n", &format!("s=-\r\na=x-pad:{pad}\r\n"), 1);
+        }
+        text
+    }
+
+    #[test]
+    fn offers_beyond_the_limits_are_refused_before_the_sfu() {
+        let check_offer = |sdp: String, accepted: bool| {
+            let frame = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+            let result = parse_client_message(&frame).map_err(|e| e.code);
+            match accepted {
+                true => assert!(result.is_ok(), "{result:?}"),
+                false => assert_eq!(result.err(), Some(ErrorCode::BadSdp)),
+            }
+        };
+        let (bytes, lines) = (MAX_OFFER_BYTES, MAX_OFFER_LINES);
+        let (media, candidates) = (MAX_OFFER_MEDIA, MAX_OFFER_CANDIDATES);
+        check_offer(offer(bytes, lines, media, candidates), true);
+        check_offer(offer(bytes + 1, lines, media, candidates), false);
+        check_offer(offer(0, lines + 1, 1, 0), false);
+        check_offer(offer(0, 0, media + 1, 0), false);
+        check_offer(offer(0, 0, 1, candidates + 1), false);
+        assert_eq!(offer(bytes, lines, media, candidates).len(), bytes);
+        assert_eq!(
+            offer(bytes, lines, media, candidates).lines().count(),
+            lines
+        );
+        // Answers are bounded by the server's own offer, which grows with the room.
+        let answer = serde_json::json!({"type": "answer", "sdp": offer(bytes + 1, 0, 1, 0)});
+        assert!(parse_client_message(&answer.to_string()).is_ok());
     }
 
     #[test]

@@ -48,6 +48,12 @@ const CLOSE_TO_RECONNECT: u16 = 4000;
 const CLOSE_SERVER_RESTART: u16 = 1012;
 /// When a stopping server suggests clients try again.
 const RETRY_AFTER_STOP: Duration = Duration::from_secs(1);
+/// Offers the SFU may refuse on one connection before it takes no more. A browser's
+/// offer is accepted the first time; each refused one cost the media thread a parse
+/// (up to some 5 ms within `protocol::MAX_OFFER_BYTES`), and without a limit a client
+/// could repeat it at the connection's message rate. A new `join` is needed after, and
+/// joins are limited per address.
+const MAX_REFUSED_OFFERS: u32 = 3;
 
 /// Every live session, counted, and the signal that the server is stopping.
 pub(crate) struct Sessions {
@@ -106,6 +112,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, address: IpAddr) {
         seat: None,
         media: None,
         offered: false,
+        offers_refused: 0,
         camera_on: true,
     };
     let reason = session.serve().await;
@@ -130,6 +137,9 @@ struct Session {
     media: Option<UnboundedReceiver<PeerEvent>>,
     /// The client has made its one offer.
     offered: bool,
+    /// Offers the SFU refused on this connection. Each cost the media thread a parse, so
+    /// after [`MAX_REFUSED_OFFERS`] the connection may offer no more.
+    offers_refused: u32,
     /// The browser says its camera is on: its video rate then counts in its line score.
     camera_on: bool,
 }
@@ -398,6 +408,11 @@ impl Session {
                         ErrorCode::NegotiationRefused,
                         "the client offers once; after that the server offers",
                     ))
+                } else if self.offers_refused >= MAX_REFUSED_OFFERS {
+                    Err(ProtocolError::new(
+                        ErrorCode::NegotiationRefused,
+                        format!("{MAX_REFUSED_OFFERS} offers were refused; join again to retry"),
+                    ))
                 } else {
                     self.offered = true;
                     let events = match &self.seat {
@@ -654,8 +669,10 @@ impl Session {
             PeerEvent::Rejected { error } => {
                 let refusal = match &error {
                     SfuError::BadOffer(_) => {
-                        // The peer was not created: the client may offer again.
+                        // The peer was not created: the client may offer again, a
+                        // few times.
                         self.offered = false;
+                        self.offers_refused += 1;
                         self.media = None;
                         ProtocolError::new(ErrorCode::BadSdp, error.to_string())
                     }

@@ -129,6 +129,7 @@ impl Metrics {
             ("packets_withheld", sfu.packets_withheld),
             ("datagrams_malformed", sfu.datagrams_malformed),
             ("datagrams_unroutable", sfu.datagrams_unroutable),
+            ("addresses_refused", sfu.addresses_refused),
             ("keyframe_requests_sent", sfu.keyframe_requests_sent),
             ("red_packets_received", sfu.red_packets_received),
         ];

@@ -35,6 +35,7 @@ mod meeting_roles_and_tokens_are_enforced;
 mod meetings_are_scheduled_edited_cancelled_and_listed;
 mod meetings_survive_a_restart;
 mod message_flood_on_one_socket_is_refused_and_others_keep_talking;
+mod offers_beyond_the_limits_are_refused;
 mod openapi_document_describes_every_endpoint;
 mod overlapping_invitations_are_refused_with_409;
 mod pages_carry_security_headers;
