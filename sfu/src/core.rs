@@ -156,6 +156,9 @@ pub struct Sfu {
     by_ufrag: HashMap<String, PeerId>,
     /// Peers touched by the current input that still need draining.
     dirty: Vec<PeerId>,
+    /// Inside [`Sfu::handle_datagrams`]: peers touched by forwarding are drained once
+    /// the batch is done, not after every datagram.
+    deferring: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(PeerId, PeerEvent)>,
     stats: SfuStats,
@@ -409,6 +412,7 @@ impl Sfu {
             by_address: HashMap::new(),
             by_ufrag: HashMap::new(),
             dirty: Vec::new(),
+            deferring: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
@@ -471,6 +475,25 @@ impl Sfu {
         self.handle_packet(Protocol::Udp, source, data, now);
     }
 
+    /// Handles datagrams that arrived together (one read of the socket), as
+    /// [`Sfu::handle_datagram`] would one by one, but drains each subscriber they reach
+    /// once at the end instead of after every datagram: a subscriber fed by many
+    /// publishers (the province's wall of 56 communes) would otherwise be polled, and
+    /// every one of its streams looked at, once per forwarded packet. Nothing goes out
+    /// later for it: the shell sends what a read produced only after the whole read.
+    pub fn handle_datagrams<'a>(
+        &mut self,
+        datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+        now: Instant,
+    ) {
+        self.deferring = true;
+        for (source, data) in datagrams {
+            self.handle_packet(Protocol::Udp, source, data, now);
+        }
+        self.deferring = false;
+        self.drain_dirty(now);
+    }
+
     /// Handles one packet that arrived over a TCP connection from `source`, already cut
     /// out of the stream (RFC 4571 framing). Outputs to such a peer come back as
     /// [`Transmit`]s whose `proto` is TCP, for the shell to frame onto the connection.
@@ -508,6 +531,11 @@ impl Sfu {
             destination,
             contents,
         };
+        if self.deferring && self.peers.get(&id).is_some_and(|p| p.is_dirty) {
+            // str0m takes input only once it was polled to a timeout since the last
+            // change: what this batch forwarded to the peer goes first.
+            self.drain_now(id, now);
+        }
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -526,8 +554,24 @@ impl Sfu {
                 return;
             }
         }
-        self.mark_dirty(id);
-        self.drain_dirty(now);
+        if self.deferring {
+            // The publisher is drained at once, which forwards its packet; those it
+            // reached wait for the end of the batch.
+            self.drain_now(id, now);
+        } else {
+            self.mark_dirty(id);
+            self.drain_dirty(now);
+        }
+    }
+
+    /// Drains one peer now, whether or not it waits among the dirty ones (where it
+    /// stays, to be drained again cheaply if touched since).
+    fn drain_now(&mut self, id: PeerId, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.is_dirty = false;
+        }
+        self.negotiate_if_needed(id);
+        self.drain(id, now);
     }
 
     /// Advances time: str0m timers, deferred keyframe requests and peer timeouts.

@@ -378,23 +378,24 @@ impl Worker {
             match received {
                 Ok(count) => {
                     let now = Instant::now();
-                    for (slot, meta) in self.slots.chunks_exact(RECV_SLOT).zip(&self.meta[..count])
-                    {
-                        let data = &slot[..meta.len.min(RECV_SLOT)];
-                        // A slot holds one datagram, or several of one sender cut at
-                        // `stride` when the kernel coalesced them.
-                        let stride = if meta.stride == 0 {
-                            data.len().max(1)
-                        } else {
-                            meta.stride
-                        };
-                        if stride > MAX_DATAGRAM {
-                            continue; // Not a WebRTC packet.
-                        }
-                        for datagram in data.chunks(stride) {
-                            self.core.handle_datagram(meta.addr, datagram, now);
-                        }
-                    }
+                    let datagrams = self
+                        .slots
+                        .chunks_exact(RECV_SLOT)
+                        .zip(&self.meta[..count])
+                        .flat_map(|(slot, meta)| {
+                            let data = &slot[..meta.len.min(RECV_SLOT)];
+                            // A slot holds one datagram, or several of one sender cut
+                            // at `stride` when the kernel coalesced them.
+                            let stride = if meta.stride == 0 {
+                                data.len().max(1)
+                            } else {
+                                meta.stride
+                            };
+                            // Wider than a WebRTC packet: not one; skipped whole.
+                            let usable = if stride > MAX_DATAGRAM { &[][..] } else { data };
+                            usable.chunks(stride).map(move |d| (meta.addr, d))
+                        });
+                    self.core.handle_datagrams(datagrams, now);
                     self.flush();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,

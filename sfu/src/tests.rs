@@ -213,11 +213,13 @@ impl World {
 
     fn step(&mut self) {
         let now = self.now;
-        // Deliver what is due.
+        // Deliver what is due: to the server in one batch, as the shell hands it what
+        // one read of its socket brought.
+        let mut to_server = Vec::new();
         while self.network.front().is_some_and(|(due, ..)| *due <= now) {
             let (_, from, to, bytes) = self.network.pop_front().unwrap();
             if to == SERVER.parse().unwrap() {
-                self.sfu.handle_datagram(from, &bytes, now);
+                to_server.push((from, bytes));
             } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to) {
                 let receive = Receive::new(Protocol::Udp, from, to, &bytes).unwrap();
                 client
@@ -226,6 +228,12 @@ impl World {
                     .unwrap();
             }
         }
+        self.sfu.handle_datagrams(
+            to_server
+                .iter()
+                .map(|(from, bytes)| (*from, bytes.as_slice())),
+            now,
+        );
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
             self.sfu.handle_timeout(now);
         }
