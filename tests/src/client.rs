@@ -133,7 +133,10 @@ pub const SIMULCAST_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720
 /// code of its participant, when the client has seen one (a meeting's participants have
 /// one, an ad-hoc room's do not).
 #[derive(Clone)]
-pub struct VideoSizer(pub Arc<dyn Fn(&RemoteTrack, Option<&str>) -> u32 + Send + Sync>);
+pub struct VideoSizer(pub Arc<ShownHeight>);
+
+/// See [`VideoSizer`]: the media line and its participant's site code in, a height out.
+pub type ShownHeight = dyn Fn(&RemoteTrack, Option<&str>) -> u32 + Send + Sync;
 
 impl std::fmt::Debug for VideoSizer {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
