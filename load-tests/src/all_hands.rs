@@ -339,6 +339,10 @@ pub struct Report {
     /// first), by the layer that brought most of a stream's packets in the window.
     pub video_layers_to_communes: Vec<u64>,
     pub video_layers_to_wall: Vec<u64>,
+    /// `publish_layers` messages the publishers received from joining to the window's
+    /// end, in all and the most one received: more than a few each means the server
+    /// paused and resumed layers over and over.
+    pub publish_layers_messages: (usize, usize),
 }
 
 /// The video uplink of a group of publishers over the window.
@@ -564,6 +568,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let layer_count = options.plan.video.len();
     let video_layers_to_communes = layers_received(&run, &to(true), layer_count);
     let video_layers_to_wall = layers_received(&run, &to(false), layer_count);
+    let per_publisher: Vec<usize> = run
+        .clients
+        .iter()
+        .flatten()
+        .map(|client| client.messages_of_type("publish_layers").len())
+        .collect();
+    let publish_layers_messages = (
+        per_publisher.iter().sum(),
+        per_publisher.iter().copied().max().unwrap_or(0),
+    );
     let report = Report {
         benchmark: "all-hands",
         date: today(),
@@ -591,6 +605,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         uplink,
         video_layers_to_communes,
         video_layers_to_wall,
+        publish_layers_messages,
     };
     baseline.finish().await;
     run.finish().await;
@@ -649,8 +664,11 @@ fn print_summary(report: &Report, video_pps: f64) {
         report.udp_drops.receive_buffer_errors, report.udp_drops.send_buffer_errors
     );
     println!(
-        "  layers received   communes {:?}, walls {:?} (video streams per layer, lowest first)",
-        report.video_layers_to_communes, report.video_layers_to_wall
+        "  layers received   communes {:?}, walls {:?} (video streams per layer, lowest first); publish_layers messages {} in all, at most {} to one publisher",
+        report.video_layers_to_communes,
+        report.video_layers_to_wall,
+        report.publish_layers_messages.0,
+        report.publish_layers_messages.1
     );
     for uplink in &report.uplink {
         let layers: Vec<String> = uplink
