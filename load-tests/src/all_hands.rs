@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::figures::{Delivery, ServerCost, delivery, round3};
-use crate::media::{MediaPlan, Receiver, SendCounters, StreamKey, Window, publish};
+use crate::media::{LayerCounters, MediaPlan, Receiver, SendCounters, Window, publish};
 use crate::scenario::{Expectation, Role, Scenario};
 use crate::server::{Reading, ServeOptions, ServerProcess, UdpDrops};
 use crate::{cau, direct};
@@ -80,7 +80,8 @@ impl CauRun {
             let joins = group.iter().map(|&i| {
                 let (ws, token) = (ws_url.to_owned(), tokens[i].clone());
                 let (site, receiver) = (self.scenario.sites[i].clone(), self.receivers[i].clone());
-                async move { cau::join(&ws, &token, &site, &receiver).await }
+                let video = cau::VideoSetup::of(&self.scenario, i, plan);
+                async move { cau::join(&ws, &token, &site, &receiver, video).await }
             });
             let started = crate::media::now_ns();
             let joined = futures_util::future::join_all(joins).await;
@@ -152,12 +153,9 @@ impl CauRun {
             .expected
             .iter()
             .filter(|e| {
-                let key = StreamKey {
-                    publisher: e.publisher as u16,
-                    kind: e.kind,
-                    layer: 0,
-                };
-                self.receivers[e.receiver].first_arrival(key).is_none()
+                self.receivers[e.receiver]
+                    .first_arrival(e.publisher as u16, e.kind)
+                    .is_none()
             })
             .map(|e| {
                 (
@@ -234,6 +232,13 @@ impl Baseline {
         window: Arc<Window>,
         until: Instant,
     ) -> anyhow::Result<Baseline> {
+        // One video layer: a direct connection has no server to pick one, and with
+        // simulcast the 500 kbit/s middle layer is what a receiver gets on average.
+        let mut plan = plan.clone();
+        if plan.video.len() > 1 {
+            plan.video = vec![crate::media::SIMULCAST_LAYERS[1]];
+        }
+        let plan = &plan;
         let receiver = Receiver::new(window.clone());
         let mut baseline = Baseline {
             window,
@@ -326,6 +331,145 @@ pub struct Report {
     /// UDP drops in this network namespace over the window (run the tool in a namespace
     /// of its own, `unshare -n`, for these to be its own).
     pub udp_drops: UdpDrops,
+    /// The publishers' video uplink over the window, by role and overall: what they sent
+    /// of each layer, against what every layer would have been had the server paused
+    /// none. With one layer nothing is paused.
+    pub uplink: Vec<Uplink>,
+    /// The video streams the communes and the walls received in each layer (lowest
+    /// first), by the layer that brought most of a stream's packets in the window.
+    pub video_layers_to_communes: Vec<u64>,
+    pub video_layers_to_wall: Vec<u64>,
+    /// `publish_layers` messages the publishers received from joining to the window's
+    /// end, in all and the most one received: more than a few each means the server
+    /// paused and resumed layers over and over.
+    pub publish_layers_messages: (usize, usize),
+}
+
+/// The video uplink of a group of publishers over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplink {
+    pub role: &'static str,
+    pub sites: usize,
+    pub layers: Vec<LayerUplink>,
+    /// Per site, in kbit/s of RTP payload.
+    pub sent_kbps_per_site: f64,
+    pub unpaused_kbps_per_site: f64,
+    pub sent_bytes: u64,
+    pub unpaused_bytes: u64,
+    /// The share of the unpaused uplink that pausing saved, in percent.
+    pub saved_percent: f64,
+}
+
+/// One layer's part of an [`Uplink`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerUplink {
+    pub layer: &'static str,
+    pub sent_kbps_per_site: f64,
+    pub unpaused_kbps_per_site: f64,
+}
+
+impl Uplink {
+    /// The uplink of `publishers` (indices into `counters`) over `window_s` seconds.
+    fn of(
+        role: &'static str,
+        publishers: &[usize],
+        counters: &[Arc<SendCounters>],
+        plan: &MediaPlan,
+        window_s: f64,
+    ) -> Uplink {
+        let sites = publishers.len();
+        let kbps =
+            |bytes: u64| round3(bytes as f64 * 8.0 / 1000.0 / window_s / sites.max(1) as f64);
+        let mut sent_bytes = 0;
+        let mut unpaused_bytes = 0;
+        let layers = plan
+            .video
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let sum = |field: fn(&LayerCounters) -> &std::sync::atomic::AtomicU64| {
+                    publishers
+                        .iter()
+                        .filter_map(|&p| counters.get(p)?.layer(index as u8))
+                        .map(|c| LayerCounters::load(field(c)))
+                        .sum::<u64>()
+                };
+                let (sent, unpaused) = (sum(|c| &c.bytes), sum(|c| &c.planned_bytes));
+                sent_bytes += sent;
+                unpaused_bytes += unpaused;
+                LayerUplink {
+                    layer: layer.name,
+                    sent_kbps_per_site: kbps(sent),
+                    unpaused_kbps_per_site: kbps(unpaused),
+                }
+            })
+            .collect();
+        Uplink {
+            role,
+            sites,
+            layers,
+            sent_kbps_per_site: kbps(sent_bytes),
+            unpaused_kbps_per_site: kbps(unpaused_bytes),
+            sent_bytes,
+            unpaused_bytes,
+            saved_percent: round3((1.0 - sent_bytes as f64 / unpaused_bytes.max(1) as f64) * 100.0),
+        }
+    }
+}
+
+/// The scenario's publishers by role, then all of them: the chair, the floor holder, the
+/// communes shown only as thumbnails, the central point (an observer, shown to the
+/// province as a thumbnail).
+fn uplink_by_role(run: &CauRun, plan: &MediaPlan, window_s: f64) -> Vec<Uplink> {
+    let scenario = &run.scenario;
+    let publishers = |keep: &dyn Fn(usize, &crate::scenario::Site) -> bool| -> Vec<usize> {
+        (0..scenario.sites.len())
+            .filter(|&i| scenario.sites[i].video && keep(i, &scenario.sites[i]))
+            .collect()
+    };
+    let floor = scenario.floor;
+    let groups: [(&'static str, Vec<usize>); 5] = [
+        ("chair", publishers(&|_, s| s.role == Role::Chair)),
+        ("floor holder", publishers(&|i, _| floor == Some(i))),
+        (
+            "thumbnail-only communes",
+            publishers(&|i, s| {
+                s.role == Role::Participant && floor != Some(i) && !scenario.layout.contains(&i)
+            }),
+        ),
+        (
+            "central point",
+            publishers(&|_, s| s.role == Role::Observer),
+        ),
+        ("all publishers", publishers(&|_, _| true)),
+    ];
+    groups
+        .into_iter()
+        .filter(|(_, group)| !group.is_empty())
+        .map(|(role, group)| Uplink::of(role, &group, &run.counters, plan, window_s))
+        .collect()
+}
+
+/// How many of `expected`'s video streams arrived mostly in each layer, lowest first.
+fn layers_received(run: &CauRun, expected: &[Expectation], layers: usize) -> Vec<u64> {
+    let mut counts = vec![0; layers];
+    for e in expected.iter().filter(|e| e.kind == MediaKind::Video) {
+        let reception = run.receivers[e.receiver].lock();
+        let most = reception
+            .streams
+            .iter()
+            .filter(|(key, stream)| {
+                usize::from(key.publisher) == e.publisher
+                    && key.kind == MediaKind::Video
+                    && stream.received > 0
+            })
+            .max_by_key(|(_, stream)| stream.received)
+            .map(|(key, _)| usize::from(key.layer));
+        if let Some(count) = most.and_then(|layer| counts.get_mut(layer)) {
+            *count += 1;
+        }
+    }
+    counts
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -359,8 +503,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         until,
     )
     .await?;
-    // Let the baseline's first keyframe and the settling after renegotiations pass.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the baseline's first keyframe and the settling after renegotiations pass; with
+    // simulcast, also the 4 s after which the server pauses a layer no one wants, so that
+    // the window sees the meeting's steady uplink.
+    let settle = if options.plan.video.len() > 1 { 8 } else { 3 };
+    tokio::time::sleep(Duration::from_secs(settle)).await;
 
     let own_before = crate::server::cpu_seconds(std::process::id())?;
     let drops_before = UdpDrops::read()?;
@@ -399,9 +546,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Packets sent just before the window closed are still on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let video_pps = options.plan.video.first().map_or(0.0, |layer| {
-        options.plan.video_plan.packets_per_second(*layer)
-    });
+    // The extrapolation is in down-tracks of the 500 kbit/s layer, whatever was sent.
+    let video_pps = options
+        .plan
+        .video_plan
+        .packets_per_second(crate::media::SIMULCAST_LAYERS[1]);
     let cost = ServerCost::new(&before, &after, video_pps).with_rss(rss_idle, rss_loaded, sites);
     let sfu_path = run.delivery();
     let to = |participants: bool| -> Vec<Expectation> {
@@ -415,6 +564,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let sfu_path_to_communes = run.delivery_of(&to(true));
     let sfu_path_to_wall = run.delivery_of(&to(false));
     let direct_path = baseline.delivery();
+    let uplink = uplink_by_role(&run, &options.plan, cost.window_s);
+    let layer_count = options.plan.video.len();
+    let video_layers_to_communes = layers_received(&run, &to(true), layer_count);
+    let video_layers_to_wall = layers_received(&run, &to(false), layer_count);
+    let per_publisher: Vec<usize> = run
+        .clients
+        .iter()
+        .flatten()
+        .map(|client| client.messages_of_type("publish_layers").len())
+        .collect();
+    let publish_layers_messages = (
+        per_publisher.iter().sum(),
+        per_publisher.iter().copied().max().unwrap_or(0),
+    );
     let report = Report {
         benchmark: "all-hands",
         date: today(),
@@ -439,6 +602,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         rss_kib_window: (rss_start, rss_end),
         open_fds_window: (fds_start, fds_end),
         udp_drops,
+        uplink,
+        video_layers_to_communes,
+        video_layers_to_wall,
+        publish_layers_messages,
     };
     baseline.finish().await;
     run.finish().await;
@@ -496,6 +663,34 @@ fn print_summary(report: &Report, video_pps: f64) {
         "  UDP drops         {} receive-buffer overflows, {} send-buffer errors in this network namespace over the window",
         report.udp_drops.receive_buffer_errors, report.udp_drops.send_buffer_errors
     );
+    println!(
+        "  layers received   communes {:?}, walls {:?} (video streams per layer, lowest first); publish_layers messages {} in all, at most {} to one publisher",
+        report.video_layers_to_communes,
+        report.video_layers_to_wall,
+        report.publish_layers_messages.0,
+        report.publish_layers_messages.1
+    );
+    for uplink in &report.uplink {
+        let layers: Vec<String> = uplink
+            .layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {:.0}/{:.0}",
+                    l.layer, l.sent_kbps_per_site, l.unpaused_kbps_per_site
+                )
+            })
+            .collect();
+        println!(
+            "  uplink {:<24} {:>2} sites: {:.0} of {:.0} kbit/s per site sent, {:.1}% saved by pausing (per layer, sent/unpaused: {})",
+            uplink.role,
+            uplink.sites,
+            uplink.sent_kbps_per_site,
+            uplink.unpaused_kbps_per_site,
+            uplink.saved_percent,
+            layers.join(", ")
+        );
+    }
 }
 
 pub fn print_delivery(label: &str, d: &Delivery) {

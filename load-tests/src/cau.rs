@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cau_tests::api::{link_for, now_millis, request, token_in};
-use cau_tests::client::{ClientConfig, TestClient};
+use cau_tests::client::{ClientConfig, TestClient, VideoSizer};
 use serde_json::json;
 
-use crate::media::Receiver;
+use crate::media::{MediaPlan, Receiver};
 use crate::scenario::{DirectoryEntry, Role, Scenario, Site, parse_directory};
 
 /// The server's site directory.
@@ -75,17 +75,39 @@ pub async fn schedule(addr: SocketAddr, scenario: &Scenario) -> anyhow::Result<V
     Ok(tokens)
 }
 
+/// How a site's client sends and shows video.
+#[derive(Debug, Clone)]
+pub struct VideoSetup {
+    /// Whether it publishes its video in three simulcast layers.
+    pub simulcast: bool,
+    /// The sizes it reports for the videos it receives.
+    pub sizes: VideoSizer,
+}
+
+impl VideoSetup {
+    /// Site `index` of `scenario` publishing `plan`'s layers.
+    pub fn of(scenario: &Scenario, index: usize, plan: &MediaPlan) -> VideoSetup {
+        VideoSetup {
+            simulcast: plan.video.len() > 1,
+            sizes: scenario.video_sizer(index),
+        }
+    }
+}
+
 /// Joins one site with its token; what it receives goes to `receiver`.
 pub async fn join(
     ws_url: &str,
     token: &str,
     site: &Site,
     receiver: &Arc<Receiver>,
+    video: VideoSetup,
 ) -> anyhow::Result<TestClient> {
     let mut config = ClientConfig::with_token(ws_url, token);
     config.publish_audio = site.audio;
     config.publish_video = site.video;
     config.packet_sink = Some(receiver.sink());
+    config.simulcast = video.simulcast;
+    config.video_sizes = Some(video.sizes);
     TestClient::join(config).await
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use cau_tests::client::{MediaKind, codec, loopback_peer_connection};
+use cau_tests::client::{LayerSend, MediaKind, codec, loopback_peer_connection};
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -93,11 +93,17 @@ impl MediaOutput for DirectSender {
         self.audio.send(payload, false, true).await
     }
 
-    async fn send_video(&self, layer: u8, payload: &[u8], marker: bool) -> anyhow::Result<()> {
+    async fn send_video(
+        &self,
+        layer: u8,
+        payload: &[u8],
+        marker: bool,
+    ) -> anyhow::Result<LayerSend> {
         if layer != 0 {
             bail!("the direct path sends one video layer");
         }
-        self.video.send(payload, marker, marker).await
+        self.video.send(payload, marker, marker).await?;
+        Ok(LayerSend::Sent)
     }
 }
 

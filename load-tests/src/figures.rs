@@ -1,11 +1,9 @@
 //! The figures a run reports, computed from what publishers sent and receivers tallied.
 
-use std::sync::atomic::Ordering;
-
 use cau_tests::client::MediaKind;
 use serde::Serialize;
 
-use crate::media::{Receiver, SendCounters, StreamKey};
+use crate::media::{LayerCounters, Receiver, SendCounters, StreamKey};
 use crate::scenario::Expectation;
 
 /// Percentiles of a set of durations, in milliseconds.
@@ -94,27 +92,42 @@ pub fn delivery(
             }
         }
         for e in expected.iter().filter(|e| e.receiver == index) {
-            let key = StreamKey {
-                publisher: e.publisher as u16,
-                kind: e.kind,
-                layer: 0,
-            };
             let Some(sender) = senders.get(e.publisher) else {
                 continue;
             };
-            delivery.expected_packets += sender.in_window(e.kind);
-            if e.kind == MediaKind::Video {
-                delivery.video_frames_expected +=
-                    sender.video_frames_in_window.load(Ordering::Relaxed);
-            }
-            match reception.streams.get(&key) {
-                Some(stream) if stream.received > 0 => {
-                    delivery.received_packets += stream.received;
-                    delivery.duplicates += stream.duplicates;
-                    delivery.video_frames_complete += stream.complete_frames();
-                    jitters.push(stream.jitter_ns / 1e6);
+            // The layers of the stream that arrived in the window: one, unless the server
+            // switched the receiver's layer in the window. Each counts against what its
+            // publisher sent of it; a switch inside the window so reads as loss.
+            let arrived: Vec<(&StreamKey, &crate::media::StreamReception)> = reception
+                .streams
+                .iter()
+                .filter(|(key, stream)| {
+                    usize::from(key.publisher) == e.publisher
+                        && key.kind == e.kind
+                        && stream.received > 0
+                })
+                .collect();
+            let mut expect_layer = |layer: u8| {
+                if let Some(counters) = sender.layer(layer) {
+                    delivery.expected_packets += LayerCounters::load(&counters.packets);
+                    delivery.video_frames_expected += LayerCounters::load(&counters.frames);
                 }
-                _ => delivery.silent_streams += 1,
+            };
+            match e.kind {
+                MediaKind::Audio => delivery.expected_packets += sender.audio_in_window(),
+                // Nothing arrived: held against the lowest layer, which always flows to
+                // a subscriber.
+                MediaKind::Video if arrived.is_empty() => expect_layer(0),
+                MediaKind::Video => arrived.iter().for_each(|(key, _)| expect_layer(key.layer)),
+            }
+            if arrived.is_empty() {
+                delivery.silent_streams += 1;
+            }
+            for (_, stream) in arrived {
+                delivery.received_packets += stream.received;
+                delivery.duplicates += stream.duplicates;
+                delivery.video_frames_complete += stream.complete_frames();
+                jitters.push(stream.jitter_ns / 1e6);
             }
         }
     }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cau_tests::client::{MediaKind, loopback_peer_connection};
+use cau_tests::client::{LayerSend, MediaKind, loopback_peer_connection};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -1109,11 +1109,17 @@ impl MediaOutput for JanusOutput {
         self.audio.send(payload, false, true).await
     }
 
-    async fn send_video(&self, layer: u8, payload: &[u8], marker: bool) -> anyhow::Result<()> {
+    async fn send_video(
+        &self,
+        layer: u8,
+        payload: &[u8],
+        marker: bool,
+    ) -> anyhow::Result<LayerSend> {
         if layer != 0 {
             bail!("the Janus client sends one video layer");
         }
-        self.video.send(payload, marker, marker).await
+        self.video.send(payload, marker, marker).await?;
+        Ok(LayerSend::Sent)
     }
 }
 

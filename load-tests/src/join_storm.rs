@@ -79,10 +79,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             run.receivers[index].clone(),
         );
         let is_chair = index == chair;
+        let video = cau::VideoSetup::of(&run.scenario, index, &options.plan);
         joins.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             let started = now_ns();
-            let client = cau::join(&ws, &token, &site, &receiver).await;
+            let client = cau::join(&ws, &token, &site, &receiver, video).await;
             if let Ok(client) = &client
                 && is_chair
             {
@@ -140,12 +141,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .scenario
             .expected_by(index)
             .map(|e| {
-                let key = crate::media::StreamKey {
-                    publisher: e.publisher as u16,
-                    kind: e.kind,
-                    layer: 0,
-                };
-                reception.streams.get(&key).and_then(|s| s.first_arrival_ns)
+                // In whichever video layer the server chose.
+                reception
+                    .streams
+                    .iter()
+                    .filter(|(key, _)| {
+                        usize::from(key.publisher) == e.publisher && key.kind == e.kind
+                    })
+                    .filter_map(|(_, stream)| stream.first_arrival_ns)
+                    .min()
             })
             .collect();
         if let Some(last) = arrivals.and_then(|a| a.into_iter().max())

@@ -12,6 +12,12 @@
 //! times a delta frame, each frame split into packets of at most [`MAX_PACKET_BYTES`], the
 //! marker bit on its last packet, and a VP8 payload descriptor and frame header in front,
 //! so that a server which looks for keyframes finds them.
+//!
+//! With three layers ([`SIMULCAST_LAYERS`]) a publisher sends every layer's frames on its
+//! RID, as a browser's simulcast encoder does, and stops a layer while the server has it
+//! paused (`publish_layers`); a layer that resumes starts with a keyframe, as an encoder's
+//! does. [`SendCounters`] keeps, per layer, what was sent and what would have been sent
+//! without pausing: the uplink the pausing saves.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +25,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use cau_tests::client::{MediaKind, PacketSink, TestClient};
+use cau_tests::client::{LayerSend, MediaKind, PacketSink, TestClient};
 
 /// Every time in a stamp is nanoseconds since this instant, the first use of the clock.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -43,6 +49,9 @@ pub const TICK: Duration = Duration::from_millis(20);
 pub struct VideoLayer {
     pub name: &'static str,
     pub kbps: u32,
+    /// The picture height its keyframes declare: the server matches it with the height
+    /// a subscriber shows the video at.
+    pub height: u16,
 }
 
 /// The three layers a browser sends with simulcast: thumbnail, main, full screen.
@@ -50,26 +59,28 @@ pub const SIMULCAST_LAYERS: [VideoLayer; 3] = [
     VideoLayer {
         name: "low",
         kbps: 150,
+        height: 180,
     },
     VideoLayer {
         name: "middle",
         kbps: 500,
+        height: 360,
     },
     VideoLayer {
         name: "high",
         kbps: 1500,
+        height: 720,
     },
 ];
 
-/// The layers a publisher sends for `--layers N`. The SFU does not do simulcast yet
-/// (issue 5), so only one layer can be sent today: the 500 kbit/s middle one. Three
-/// layers need the client to offer simulcast (RIDs) and the SFU to pick a layer per
-/// subscriber; this is where they will be switched on.
+/// The layers a publisher sends for `--layers N`: one, the 500 kbit/s middle layer sent
+/// to everyone, or the three of a browser's simulcast, sent on RIDs `l`, `m` and `h`, of
+/// which the server picks one per subscriber and pauses those no one wants.
 pub fn layers(count: u8) -> anyhow::Result<Vec<VideoLayer>> {
     match count {
         1 => Ok(vec![SIMULCAST_LAYERS[1]]),
-        3 => bail!("--layers 3 needs simulcast in the SFU (issue 5); send --layers 1 for now"),
-        other => bail!("--layers takes 1 (or 3 once the SFU has simulcast), not {other}"),
+        3 => Ok(SIMULCAST_LAYERS.to_vec()),
+        other => bail!("--layers takes 1 or 3, not {other}"),
     }
 }
 
@@ -127,11 +138,20 @@ impl VideoPlan {
         let delta = average * n / (n - 1.0 + f64::from(self.keyframe_factor));
         let keyframe = frame.is_multiple_of(self.keyframe_every);
         if keyframe {
-            return (true, (delta * f64::from(self.keyframe_factor)) as usize);
+            return (true, self.keyframe_size(layer));
         }
         // A cheap deterministic wobble in [-0.25, 0.25).
         let wobble = (frame.wrapping_mul(2_654_435_761) >> 16) as f64 / 65_536.0 / 2.0 - 0.25;
         (false, (delta * (1.0 + wobble)) as usize)
+    }
+
+    /// The size of a keyframe of `layer`, in bytes: at the interval's start, or when an
+    /// encoder resumes a paused layer.
+    pub fn keyframe_size(&self, layer: VideoLayer) -> usize {
+        let average = f64::from(layer.kbps) * 1000.0 / 8.0 / self.fps();
+        let n = f64::from(self.keyframe_every);
+        let delta = average * n / (n - 1.0 + f64::from(self.keyframe_factor));
+        (delta * f64::from(self.keyframe_factor)) as usize
     }
 
     /// Packets per second one subscriber of `layer` receives on average.
@@ -140,7 +160,7 @@ impl VideoPlan {
         let packets: usize = (0..frames)
             .map(|f| {
                 let (keyframe, size) = self.frame(layer, f);
-                video_payloads(size, keyframe).len()
+                video_payloads(layer, size, keyframe).len()
             })
             .sum();
         packets as f64 / f64::from(frames) * self.fps()
@@ -219,16 +239,25 @@ impl Stamp {
     }
 }
 
-/// The start of a VP8 keyframe (RFC 6386 §9.1): frame tag, start code, 640x360.
-const VP8_KEYFRAME_HEADER: [u8; 10] = [0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01];
+/// The start of a VP8 keyframe (RFC 6386 §9.1): frame tag, start code, then the width and
+/// height (16 bits each, little-endian) of a 16:9 picture `height` tall.
+fn vp8_keyframe_header(height: u16) -> [u8; 10] {
+    let width = (u32::from(height) * 16 / 9) as u16;
+    let [w0, w1] = width.to_le_bytes();
+    let [h0, h1] = height.to_le_bytes();
+    [0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a, w0, w1, h0, h1]
+}
+
+/// The bytes of a VP8 keyframe header.
+const VP8_KEYFRAME_HEADER_BYTES: usize = 10;
 /// The frame tag of a delta frame: bit 0 set means "not a keyframe".
 const VP8_DELTA_HEADER: [u8; 3] = [0x11, 0x00, 0x00];
 
 /// The payloads of one video frame: a VP8 payload descriptor (S bit on the first packet),
 /// the frame header on the first, filler, and each packet's stamp, whose send time is
 /// filled in just before sending. `size` is the frame's size in bytes.
-fn video_payloads(size: usize, keyframe: bool) -> Vec<Vec<u8>> {
-    let room = MAX_PACKET_BYTES - STAMP_BYTES - 1 - VP8_KEYFRAME_HEADER.len();
+fn video_payloads(layer: VideoLayer, size: usize, keyframe: bool) -> Vec<Vec<u8>> {
+    let room = MAX_PACKET_BYTES - STAMP_BYTES - 1 - VP8_KEYFRAME_HEADER_BYTES;
     let count = size.div_ceil(room).max(1);
     let per_packet = size / count;
     (0..count)
@@ -237,7 +266,7 @@ fn video_payloads(size: usize, keyframe: bool) -> Vec<Vec<u8>> {
             payload.push(if index == 0 { 0x10 } else { 0x00 });
             if index == 0 {
                 if keyframe {
-                    payload.extend_from_slice(&VP8_KEYFRAME_HEADER);
+                    payload.extend_from_slice(&vp8_keyframe_header(layer.height));
                 } else {
                     payload.extend_from_slice(&VP8_DELTA_HEADER);
                 }
@@ -263,13 +292,17 @@ fn stamp(payload: &mut [u8], stamp: &Stamp) {
 /// with the next sequence number of that track.
 pub trait MediaOutput: Send + Sync {
     fn send_audio(&self, payload: &[u8]) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// `layer` indexes [`MediaPlan::video`]; only 0 exists until simulcast.
+    /// `layer` indexes [`MediaPlan::video`]. A layer the server paused is not sent.
     fn send_video(
         &self,
         layer: u8,
         payload: &[u8],
         marker: bool,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = anyhow::Result<LayerSend>> + Send;
+    /// Whether `layer` is being sent: false while the server has it paused.
+    fn layer_active(&self, _layer: u8) -> bool {
+        true
+    }
 }
 
 impl MediaOutput for TestClient {
@@ -277,11 +310,17 @@ impl MediaOutput for TestClient {
         TestClient::send_audio(self, payload).await
     }
 
-    async fn send_video(&self, layer: u8, payload: &[u8], marker: bool) -> anyhow::Result<()> {
-        if layer != 0 {
-            bail!("the Cầu test client sends one video layer");
-        }
-        TestClient::send_video(self, payload, marker).await
+    async fn send_video(
+        &self,
+        layer: u8,
+        payload: &[u8],
+        marker: bool,
+    ) -> anyhow::Result<LayerSend> {
+        TestClient::send_video_layer(self, usize::from(layer), payload, marker).await
+    }
+
+    fn layer_active(&self, layer: u8) -> bool {
+        TestClient::video_layer_active(self, usize::from(layer))
     }
 }
 
@@ -325,8 +364,8 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct SendCounters {
     pub audio_in_window: AtomicU64,
-    pub video_packets_in_window: AtomicU64,
-    pub video_frames_in_window: AtomicU64,
+    /// Per video layer, by index in [`MediaPlan::video`].
+    pub layers: [LayerCounters; SIMULCAST_LAYERS.len()],
     pub packets_total: AtomicU64,
     /// Sends the client refused (its stack closed, say).
     pub errors: AtomicU64,
@@ -338,15 +377,52 @@ impl SendCounters {
     /// Forgets the window's counts, before the window opens again.
     pub fn reset(&self) {
         self.audio_in_window.store(0, Ordering::Relaxed);
-        self.video_packets_in_window.store(0, Ordering::Relaxed);
-        self.video_frames_in_window.store(0, Ordering::Relaxed);
+        for layer in &self.layers {
+            layer.reset();
+        }
     }
 
-    pub fn in_window(&self, kind: MediaKind) -> u64 {
-        match kind {
-            MediaKind::Audio => self.audio_in_window.load(Ordering::Relaxed),
-            MediaKind::Video => self.video_packets_in_window.load(Ordering::Relaxed),
+    /// Audio packets sent in the window.
+    pub fn audio_in_window(&self) -> u64 {
+        self.audio_in_window.load(Ordering::Relaxed)
+    }
+
+    /// The window's counts of video layer `layer`; a layer past the plan's counts nothing.
+    pub fn layer(&self, layer: u8) -> Option<&LayerCounters> {
+        self.layers.get(usize::from(layer))
+    }
+}
+
+/// What one publisher sent of one video layer in the window, and what it would have sent
+/// had the server never paused the layer.
+#[derive(Debug, Default)]
+pub struct LayerCounters {
+    pub packets: AtomicU64,
+    /// RTP payload bytes (VP8 descriptor, frame, stamp), as for every figure here.
+    pub bytes: AtomicU64,
+    /// Frames whose first packet was sent in the window.
+    pub frames: AtomicU64,
+    /// Packets and bytes of every frame of the layer in the window, sent or held back
+    /// while paused: the layer's uplink without pausing.
+    pub planned_packets: AtomicU64,
+    pub planned_bytes: AtomicU64,
+}
+
+impl LayerCounters {
+    fn reset(&self) {
+        for counter in [
+            &self.packets,
+            &self.bytes,
+            &self.frames,
+            &self.planned_packets,
+            &self.planned_bytes,
+        ] {
+            counter.store(0, Ordering::Relaxed);
         }
+    }
+
+    pub fn load(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
@@ -368,6 +444,9 @@ pub async fn publish<O: MediaOutput>(
     let mut tick: u32 = 0;
     let mut audio_sequence: u32 = 0;
     let mut video_sequence = vec![0u32; plan.video.len()];
+    // Whether each layer was paused at its last frame: a resumed layer starts with a
+    // keyframe, as an encoder's does.
+    let mut was_paused = vec![false; plan.video.len()];
     let mut frame: u32 = 0;
     while Instant::now() < until {
         let scheduled = ticker.tick().await;
@@ -401,11 +480,20 @@ pub async fn publish<O: MediaOutput>(
             );
         }
         if tick.is_multiple_of(plan.video_plan.ticks_per_frame) {
-            let mut frame_in_window = false;
             for (layer_index, layer) in plan.video.iter().enumerate() {
-                let (keyframe, size) = plan.video_plan.frame(*layer, frame);
-                let mut payloads = video_payloads(size, keyframe);
+                let layer_id = layer_index as u8;
+                let active = output.layer_active(layer_id);
+                let resumed = active && was_paused[layer_index];
+                was_paused[layer_index] = !active;
+                let (keyframe, size) = match plan.video_plan.frame(*layer, frame) {
+                    (false, _) if resumed => (true, plan.video_plan.keyframe_size(*layer)),
+                    planned => planned,
+                };
+                let mut payloads = video_payloads(*layer, size, keyframe);
                 let packets = payloads.len() as u16;
+                let Some(layer_counters) = counters.layer(layer_id) else {
+                    continue;
+                };
                 for (i, payload) in payloads.iter_mut().enumerate() {
                     let sent_ns = now_ns();
                     stamp(
@@ -413,7 +501,7 @@ pub async fn publish<O: MediaOutput>(
                         &Stamp {
                             publisher: index,
                             kind: MediaKind::Video,
-                            layer: layer_index as u8,
+                            layer: layer_id,
                             keyframe,
                             sequence: video_sequence[layer_index],
                             frame,
@@ -422,21 +510,36 @@ pub async fn publish<O: MediaOutput>(
                             sent_ns,
                         },
                     );
-                    video_sequence[layer_index] += 1;
                     let last = i + 1 == usize::from(packets);
-                    let sent = output.send_video(layer_index as u8, payload, last).await;
-                    if i == 0 && layer_index == 0 {
-                        frame_in_window = window.contains(sent_ns);
+                    let sent = output.send_video(layer_id, payload, last).await;
+                    let in_window = window.contains(sent_ns);
+                    let bytes = payload.len() as u64;
+                    if in_window {
+                        layer_counters
+                            .planned_packets
+                            .fetch_add(1, Ordering::Relaxed);
+                        layer_counters
+                            .planned_bytes
+                            .fetch_add(bytes, Ordering::Relaxed);
                     }
-                    count(counters, window, sent_ns, sent, || {
-                        &counters.video_packets_in_window
-                    });
+                    match sent {
+                        Ok(LayerSend::Sent) => {
+                            // Only what was sent takes a stream sequence number, so that
+                            // a receiver's tally sees no gap where a layer was paused.
+                            video_sequence[layer_index] += 1;
+                            counters.packets_total.fetch_add(1, Ordering::Relaxed);
+                            if in_window {
+                                layer_counters.packets.fetch_add(1, Ordering::Relaxed);
+                                layer_counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                                if i == 0 {
+                                    layer_counters.frames.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Ok(LayerSend::Paused) => {}
+                        Err(error) => failed(counters, error),
+                    }
                 }
-            }
-            if frame_in_window {
-                counters
-                    .video_frames_in_window
-                    .fetch_add(1, Ordering::Relaxed);
             }
             frame += 1;
         }
@@ -458,11 +561,14 @@ fn count<'a>(
                 in_window().fetch_add(1, Ordering::Relaxed);
             }
         }
-        Err(error) => {
-            if counters.errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(%error, "a publisher's send failed");
-            }
-        }
+        Err(error) => failed(counters, error),
+    }
+}
+
+/// Counts a refused send, and says so the first time.
+fn failed(counters: &SendCounters, error: anyhow::Error) {
+    if counters.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(%error, "a publisher's send failed");
     }
 }
 
@@ -592,12 +698,15 @@ impl Receiver {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// When the first packet of `key` arrived, if one has.
-    pub fn first_arrival(&self, key: StreamKey) -> Option<u64> {
+    /// When the first packet of `publisher`'s `kind` arrived, in whichever video layer,
+    /// if one has.
+    pub fn first_arrival(&self, publisher: u16, kind: MediaKind) -> Option<u64> {
         self.lock()
             .streams
-            .get(&key)
-            .and_then(|s| s.first_arrival_ns)
+            .iter()
+            .filter(|(key, _)| key.publisher == publisher && key.kind == kind)
+            .filter_map(|(_, stream)| stream.first_arrival_ns)
+            .min()
     }
 }
 
@@ -618,13 +727,28 @@ mod tests {
             packets_in_frame: 18,
             sent_ns: 9_876_543_210,
         };
-        for mut payload in video_payloads(20_000, true) {
+        for mut payload in video_payloads(SIMULCAST_LAYERS[1], 20_000, true) {
             stamp(&mut payload, &original);
             assert!(payload.len() <= MAX_PACKET_BYTES);
             assert_eq!(Stamp::read(&payload), Some(original));
         }
         assert_eq!(Stamp::read(b"too short"), None);
         assert_eq!(Stamp::read(&[0u8; 64]), None);
+    }
+
+    #[test]
+    fn each_simulcast_layer_declares_its_height_in_its_keyframes() {
+        let three = layers(3).unwrap();
+        assert_eq!(three, SIMULCAST_LAYERS.to_vec());
+        for layer in three {
+            let first = &video_payloads(layer, 5_000, true)[0];
+            // Descriptor, frame tag, start code, then width and height (14 bits each).
+            let height = u16::from_le_bytes([first[9], first[10]]) & 0x3fff;
+            let width = u16::from_le_bytes([first[7], first[8]]) & 0x3fff;
+            assert_eq!((width, height), (layer.height / 9 * 16, layer.height));
+        }
+        assert_eq!(layers(1).unwrap(), vec![SIMULCAST_LAYERS[1]]);
+        assert!(layers(2).is_err());
     }
 
     #[test]

@@ -320,7 +320,8 @@ async fn join_range(
         let joins = group.iter().map(|&i| {
             let (ws, token) = (server.ws_url.clone(), tokens[i].clone());
             let (site, receiver) = (run.scenario.sites[i].clone(), run.receivers[i].clone());
-            async move { cau::join(&ws, &token, &site, &receiver).await }
+            let video = cau::VideoSetup::of(&run.scenario, i, plan);
+            async move { cau::join(&ws, &token, &site, &receiver, video).await }
         });
         let joined = futures_util::future::join_all(joins).await;
         for (&i, client) in group.iter().zip(joined) {
@@ -348,11 +349,7 @@ async fn wait_for(
             .iter()
             .filter(|e| {
                 run.receivers[e.receiver]
-                    .first_arrival(crate::media::StreamKey {
-                        publisher: e.publisher as u16,
-                        kind: e.kind,
-                        layer: 0,
-                    })
+                    .first_arrival(e.publisher as u16, e.kind)
                     .is_none()
             })
             .count();

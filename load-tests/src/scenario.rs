@@ -3,9 +3,19 @@
 //! (`cau.rs`); another server's runner (Janus's VideoRoom) can subscribe each receiver to
 //! exactly the streams listed, so both carry the same load.
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use cau_tests::client::MediaKind;
+use cau_tests::client::{MediaKind, VideoSizer};
 use serde_json::Value;
+
+/// The height, in device pixels, at which a site shows a video of the chair's layout: the
+/// main view, as on a meeting room's screen.
+pub const LARGE_HEIGHT: u32 = 720;
+
+/// The height at which a site shows the other videos it receives: the thumbnails of the
+/// province's and the central point's walls.
+pub const THUMBNAIL_HEIGHT: u32 = 180;
 
 /// A site's part in a meeting, as Cầu's join links name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +188,23 @@ impl Scenario {
         };
         scenario.expected = scenario.expected_by_cau_rules();
         scenario
+    }
+
+    /// How site `receiver` lays out the videos it receives, as its browser would report
+    /// it (`video_sizes`): the layout's sites large, every other one a thumbnail. A
+    /// participant of no known site is taken as shown large, as the server takes a video
+    /// not reported.
+    pub fn video_sizer(&self, receiver: usize) -> VideoSizer {
+        let large: Vec<String> = self
+            .layout
+            .iter()
+            .filter(|&&site| site != receiver)
+            .map(|&site| self.sites[site].code.clone())
+            .collect();
+        VideoSizer(Arc::new(move |_track, site| match site {
+            Some(code) if !large.iter().any(|shown| shown == code) => THUMBNAIL_HEIGHT,
+            _ => LARGE_HEIGHT,
+        }))
     }
 
     pub fn chair(&self) -> Option<usize> {

@@ -20,7 +20,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -53,7 +54,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
     register_default_interceptors,
 };
-use webrtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverInit, RtpSender};
+use webrtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverInit, RtpSender, RtpTransceiver};
 
 /// How long `join` waits for each server reply (`joined`, `answer`) and for ICE and DTLS to
 /// connect. Everything is on loopback, where each takes milliseconds; the margin is for a
@@ -106,6 +107,64 @@ pub struct ClientConfig {
     /// of being recorded: a load test receiving for minutes would otherwise hold every
     /// payload in memory, and it needs the arrival time, which the record lacks.
     pub packet_sink: Option<PacketSink>,
+    /// Whether the video goes out in the three simulcast layers of [`SIMULCAST_RIDS`], as
+    /// the web client sends its camera, rather than in one. A simulcast client also obeys
+    /// `publish_layers`: it stops sending a layer the server pauses, and resumes when told.
+    pub simulcast: bool,
+    /// When set, the client reports the height it shows each received video at
+    /// (`video_sizes`) after answering each server offer, as a browser does once it has
+    /// laid out its tiles. Without it the client says nothing, and the server takes every
+    /// video as shown large.
+    pub video_sizes: Option<VideoSizer>,
+}
+
+/// The RIDs of a simulcast client's video layers, lowest first, as the web client names
+/// its camera's layers (`CAMERA_LAYERS` in `web/assets/call.js`): a quarter, half and the
+/// whole of the camera's size.
+pub const SIMULCAST_RIDS: [&str; 3] = ["l", "m", "h"];
+
+/// The picture size (width, height) of each simulcast layer, lowest first, from a 1280x720
+/// camera, as the keyframes of [`TestClient::send_tagged_on_layer`] declare it. The server
+/// reads a layer's height from its keyframes to match it with the size a video is shown at.
+pub const SIMULCAST_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// The height in device pixels at which a client shows a received video, 0 for one it does
+/// not show; see [`ClientConfig::video_sizes`]. Called with the media line and the site
+/// code of its participant, when the client has seen one (a meeting's participants have
+/// one, an ad-hoc room's do not).
+#[derive(Clone)]
+pub struct VideoSizer(pub Arc<ShownHeight>);
+
+/// See [`VideoSizer`]: the media line and its participant's site code in, a height out.
+pub type ShownHeight = dyn Fn(&RemoteTrack, Option<&str>) -> u32 + Send + Sync;
+
+impl std::fmt::Debug for VideoSizer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("VideoSizer")
+    }
+}
+
+/// What a client sent and held back of one of its video layers, since it joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerCount {
+    /// The layer's RID; `None` for video sent without simulcast.
+    pub rid: Option<String>,
+    /// Whether the layer is being sent: the server has not paused it.
+    pub active: bool,
+    /// Packets handed to the RTP stack, and their RTP payload bytes.
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    /// Packets asked for while the layer was paused, and not sent.
+    pub packets_paused: u64,
+    pub bytes_paused: u64,
+}
+
+/// Whether [`TestClient::send_video_layer`] sent the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerSend {
+    Sent,
+    /// The server paused the layer (`publish_layers`): no one receives it.
+    Paused,
 }
 
 /// A function called with each RTP packet as it arrives; see [`ClientConfig::packet_sink`].
@@ -135,6 +194,8 @@ impl ClientConfig {
             token: None,
             local_ip: Ipv4Addr::LOCALHOST,
             packet_sink: None,
+            simulcast: false,
+            video_sizes: None,
         }
     }
 
@@ -219,8 +280,9 @@ pub struct TestClient {
     recorder: Arc<Recorder>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     peer_connection: Arc<dyn PeerConnection>,
-    audio: Option<LocalTrack>,
-    video: Option<LocalTrack>,
+    audio: Option<Arc<LocalTrack>>,
+    /// Shared with the socket reader, which pauses and resumes its layers.
+    video: Option<Arc<LocalTrack>>,
     connection_state: watch::Receiver<RTCPeerConnectionState>,
     tasks: Tasks,
 }
@@ -280,11 +342,21 @@ impl TestClient {
 
         let mut audio = None;
         if config.publish_audio {
-            audio = Some(add_local_track(&peer_connection, &config.name, MediaKind::Audio).await?);
+            let rids = [None];
+            audio = Some(
+                add_local_track(&peer_connection, &config.name, MediaKind::Audio, &rids).await?,
+            );
         }
         let mut video = None;
         if config.publish_video {
-            video = Some(add_local_track(&peer_connection, &config.name, MediaKind::Video).await?);
+            let rids: Vec<Option<&str>> = if config.simulcast {
+                SIMULCAST_RIDS.iter().copied().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            video = Some(
+                add_local_track(&peer_connection, &config.name, MediaKind::Video, &rids).await?,
+            );
         }
 
         let offer = peer_connection
@@ -328,16 +400,25 @@ impl TestClient {
             .await
             .context("applying the server's answer")?;
 
-        tasks.push(tokio::spawn(read_socket(
-            stream,
-            outgoing.clone(),
-            peer_connection.clone(),
-            recorder.clone(),
-        )));
-
         for track in audio.iter_mut().chain(video.iter_mut()) {
             track.payload_type = negotiated_payload_type(&track.sender, track.kind).await?;
+            if track.encodings.len() > 1 {
+                track.extensions = Some(simulcast_extensions(track).await?);
+            }
         }
+        let audio = audio.map(Arc::new);
+        let video = video.map(Arc::new);
+
+        tasks.push(tokio::spawn(read_socket(
+            stream,
+            Reader {
+                outgoing: outgoing.clone(),
+                peer_connection: peer_connection.clone(),
+                recorder: recorder.clone(),
+                video: video.clone().filter(|track| track.encodings.len() > 1),
+                video_sizes: config.video_sizes.clone(),
+            },
+        )));
 
         let mut client = TestClient {
             participant_id,
@@ -365,18 +446,66 @@ impl TestClient {
             .audio
             .as_ref()
             .context("this client does not publish audio")?;
-        track.send(payload, false).await
+        track.send(0, payload, false).await
     }
 
     /// Sends one RTP packet on the video track, with our own sequence number and a timestamp
     /// that advances after each packet with the marker bit (the last packet of a frame).
     /// `payload` is the whole RTP payload: the caller puts the VP8 payload descriptor first.
+    /// A simulcast client sends it on its lowest layer, whether paused or not.
     pub async fn send_video(&self, payload: &[u8], marker: bool) -> anyhow::Result<()> {
         let track = self
             .video
             .as_ref()
             .context("this client does not publish video")?;
-        track.send(payload, marker).await
+        track.send(0, payload, marker).await
+    }
+
+    /// Sends one RTP packet on video layer `layer` (an index into [`SIMULCAST_RIDS`], 0
+    /// without simulcast), numbered as [`send_video`](Self::send_video) numbers, with the
+    /// MID and RID header extensions by which the server tells the layers apart. Unless
+    /// the server has paused the layer: then nothing is sent, as a browser's encoder stops,
+    /// but the layer's timestamp still advances at each frame's end, as a paused camera's
+    /// clock runs on.
+    pub async fn send_video_layer(
+        &self,
+        layer: usize,
+        payload: &[u8],
+        marker: bool,
+    ) -> anyhow::Result<LayerSend> {
+        let track = self
+            .video
+            .as_ref()
+            .context("this client does not publish video")?;
+        let encoding = track
+            .encodings
+            .get(layer)
+            .with_context(|| format!("this client has no video layer {layer}"))?;
+        if !encoding.active.load(Ordering::SeqCst) {
+            encoding.hold_back(payload.len(), marker);
+            return Ok(LayerSend::Paused);
+        }
+        track.send(layer, payload, marker).await?;
+        Ok(LayerSend::Sent)
+    }
+
+    /// Whether video layer `layer` is being sent: a simulcast layer the server paused is
+    /// not. False for a layer this client does not have.
+    pub fn video_layer_active(&self, layer: usize) -> bool {
+        self.video
+            .as_ref()
+            .and_then(|track| track.encodings.get(layer))
+            .is_some_and(|encoding| encoding.active.load(Ordering::SeqCst))
+    }
+
+    /// What each video layer sent and held back since joining, lowest first; empty
+    /// without video.
+    pub fn video_layer_counts(&self) -> Vec<LayerCount> {
+        self.video
+            .iter()
+            .flat_map(|track| &track.encodings)
+            .map(Encoding::count)
+            .collect()
     }
 
     /// Whether this client publishes `kind`.
@@ -395,6 +524,25 @@ impl TestClient {
             MediaKind::Audio => self.send_audio(&payload).await,
             MediaKind::Video => self.send_video(&payload, true).await,
         }
+    }
+
+    /// Sends the packet [`tagged_payload`] makes on video layer `layer`, a whole frame,
+    /// its keyframe header declaring the layer's size of [`SIMULCAST_SIZES`]; see
+    /// [`send_video_layer`](Self::send_video_layer). [`parse_tagged_payload`] reads its
+    /// tag and index back, but finds it not intact: the size differs from the default.
+    pub async fn send_tagged_on_layer(
+        &self,
+        tag: &str,
+        layer: usize,
+        index: u32,
+    ) -> anyhow::Result<LayerSend> {
+        let mut payload = tagged_payload(tag, MediaKind::Video, index);
+        if let Some(&(width, height)) = SIMULCAST_SIZES.get(layer) {
+            // After the descriptor byte, the frame tag (3) and the start code (3).
+            payload[7..9].copy_from_slice(&width.to_le_bytes());
+            payload[9..11].copy_from_slice(&height.to_le_bytes());
+        }
+        self.send_video_layer(layer, &payload, true).await
     }
 
     /// Checks that the packets of `kind` received from participant `from` and tagged `tag` are
@@ -794,6 +942,21 @@ impl Recorder {
         lock(&self.failures).push(failure);
     }
 
+    /// The site code of participant `id`, from the `joined` and `participant_joined`
+    /// messages seen so far.
+    fn site_of(&self, id: &str) -> Option<String> {
+        let messages = lock(&self.messages);
+        let participants = messages.iter().flat_map(|message| {
+            let joined = message.get("participants").and_then(Value::as_array);
+            let one = message.get("participant");
+            joined.into_iter().flatten().chain(one)
+        });
+        participants
+            .filter(|participant| participant.get("id").and_then(Value::as_str) == Some(id))
+            .find_map(|participant| participant.get("site").and_then(Value::as_str))
+            .map(str::to_owned)
+    }
+
     fn participant_of_mid(&self, mid: &str) -> Option<String> {
         lock(&self.remote_tracks)
             .iter()
@@ -807,10 +970,36 @@ struct LocalTrack {
     kind: MediaKind,
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
-    ssrc: u32,
+    transceiver: Arc<dyn RtpTransceiver>,
     /// As negotiated; set once the answer is applied.
     payload_type: u8,
+    /// One without a RID, or the simulcast layers lowest first.
+    encodings: Vec<Encoding>,
+    /// What a simulcast layer's packets carry to name their layer; set once the answer
+    /// is applied.
+    extensions: Option<SimulcastExtensions>,
+}
+
+/// One RTP stream of a local track: the track itself, or one simulcast layer of it.
+struct Encoding {
+    rid: Option<String>,
+    ssrc: u32,
     numbering: Mutex<Numbering>,
+    /// False while the server has the layer paused (`publish_layers`).
+    active: AtomicBool,
+    packets_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    packets_paused: AtomicU64,
+    bytes_paused: AtomicU64,
+}
+
+/// The MID and RID header extensions (RFC 8843, RFC 8852) of a simulcast track. str0m, like
+/// any SFU, learns which layer an SSRC carries from them: webrtc-rs writes no `a=ssrc` lines
+/// for simulcast and its sender adds neither extension by itself, as a browser's does.
+struct SimulcastExtensions {
+    mid: Bytes,
+    mid_id: u8,
+    rid_id: u8,
 }
 
 /// The next sequence number and timestamp of a local track. Both start at random values,
@@ -821,39 +1010,134 @@ struct Numbering {
 }
 
 impl LocalTrack {
-    async fn send(&self, payload: &[u8], marker: bool) -> anyhow::Result<()> {
-        let header = {
-            let mut numbering = lock(&self.numbering);
+    /// Sends one packet on encoding `layer` (0 without simulcast).
+    async fn send(&self, layer: usize, payload: &[u8], marker: bool) -> anyhow::Result<()> {
+        let encoding = self
+            .encodings
+            .get(layer)
+            .with_context(|| format!("no encoding {layer}"))?;
+        let mut header = {
+            let mut numbering = lock(&encoding.numbering);
             let header = rtp::header::Header {
                 version: 2,
                 marker,
                 payload_type: self.payload_type,
                 sequence_number: numbering.sequence_number,
                 timestamp: numbering.timestamp,
-                ssrc: self.ssrc,
+                ssrc: encoding.ssrc,
                 ..Default::default()
             };
-            numbering.sequence_number = numbering.sequence_number.wrapping_add(1);
-            // Every audio packet is a whole 20 ms frame; a video frame ends at its marker.
-            match self.kind {
-                MediaKind::Audio => {
-                    numbering.timestamp = numbering.timestamp.wrapping_add(AUDIO_TIMESTAMP_STEP);
-                }
-                MediaKind::Video if marker => {
-                    numbering.timestamp = numbering.timestamp.wrapping_add(VIDEO_TIMESTAMP_STEP);
-                }
-                MediaKind::Video => {}
-            }
+            numbering.advance(self.kind, marker);
             header
         };
+        if let (Some(extensions), Some(rid)) = (&self.extensions, &encoding.rid) {
+            header
+                .set_extension(extensions.mid_id, extensions.mid.clone())
+                .context("adding the MID header extension")?;
+            header
+                .set_extension(extensions.rid_id, Bytes::from(rid.clone().into_bytes()))
+                .context("adding the RID header extension")?;
+        }
         let packet = rtp::packet::Packet {
             header,
             payload: Bytes::copy_from_slice(payload),
         };
-        self.track
-            .write_rtp(packet)
-            .await
-            .with_context(|| format!("writing an RTP packet on the {} track", self.kind.as_str()))
+        self.track.write_rtp(packet).await.with_context(|| {
+            format!("writing an RTP packet on the {} track", self.kind.as_str())
+        })?;
+        encoding.packets_sent.fetch_add(1, Ordering::Relaxed);
+        encoding
+            .bytes_sent
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies a `publish_layers` message to this track's layers, if it names our line.
+    fn obey_publish_layers(&self, message: &Value) -> anyhow::Result<()> {
+        let mid = message
+            .get("mid")
+            .and_then(Value::as_str)
+            .context("`publish_layers` without a string `mid`")?;
+        let ours = self.extensions.as_ref().map(|e| e.mid.as_ref());
+        if ours != Some(mid.as_bytes()) {
+            bail!("`publish_layers` for line {mid:?}, which is not our video");
+        }
+        let layers = message
+            .get("layers")
+            .and_then(Value::as_array)
+            .context("`publish_layers` without an array `layers`")?;
+        for layer in layers {
+            let rid = layer.get("rid").and_then(Value::as_str);
+            let active = layer
+                .get("active")
+                .and_then(Value::as_bool)
+                .with_context(|| format!("a layer without a boolean `active`: {layer}"))?;
+            let encoding = self
+                .encodings
+                .iter()
+                .find(|encoding| encoding.rid.as_deref() == rid)
+                .with_context(|| format!("`publish_layers` names a layer we lack: {layer}"))?;
+            encoding.active.store(active, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl Encoding {
+    fn new(name: &str, kind: MediaKind, rid: Option<&str>) -> Encoding {
+        let random = RandomState::new();
+        Encoding {
+            rid: rid.map(str::to_owned),
+            ssrc: random.hash_one((name, kind, rid, "ssrc")) as u32,
+            numbering: Mutex::new(Numbering {
+                sequence_number: random.hash_one((name, kind, rid, "sequence")) as u16,
+                timestamp: random.hash_one((name, kind, rid, "timestamp")) as u32,
+            }),
+            active: AtomicBool::new(true),
+            packets_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            packets_paused: AtomicU64::new(0),
+            bytes_paused: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a packet not sent because the layer is paused.
+    fn hold_back(&self, bytes: usize, marker: bool) {
+        lock(&self.numbering).advance_timestamp(MediaKind::Video, marker);
+        self.packets_paused.fetch_add(1, Ordering::Relaxed);
+        self.bytes_paused.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> LayerCount {
+        LayerCount {
+            rid: self.rid.clone(),
+            active: self.active.load(Ordering::SeqCst),
+            packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            packets_paused: self.packets_paused.load(Ordering::Relaxed),
+            bytes_paused: self.bytes_paused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Numbering {
+    /// After a packet: the sequence number always, the timestamp at a frame's end.
+    fn advance(&mut self, kind: MediaKind, marker: bool) {
+        self.sequence_number = self.sequence_number.wrapping_add(1);
+        self.advance_timestamp(kind, marker);
+    }
+
+    /// Every audio packet is a whole 20 ms frame; a video frame ends at its marker.
+    fn advance_timestamp(&mut self, kind: MediaKind, marker: bool) {
+        match kind {
+            MediaKind::Audio => {
+                self.timestamp = self.timestamp.wrapping_add(AUDIO_TIMESTAMP_STEP);
+            }
+            MediaKind::Video if marker => {
+                self.timestamp = self.timestamp.wrapping_add(VIDEO_TIMESTAMP_STEP);
+            }
+            MediaKind::Video => {}
+        }
     }
 }
 
@@ -1028,34 +1312,41 @@ pub fn codec(kind: MediaKind) -> RTCRtpCodecParameters {
     }
 }
 
+/// Adds a `sendonly` track of `kind` in one encoding per entry of `rids`: `[None]` for
+/// one stream, RIDs lowest first for simulcast. With several, webrtc-rs offers them as
+/// `a=rid:<rid> send` lines and `a=simulcast:send l;m;h`, without `a=ssrc` lines.
 async fn add_local_track(
     peer_connection: &Arc<dyn PeerConnection>,
     name: &str,
     kind: MediaKind,
+    rids: &[Option<&str>],
 ) -> anyhow::Result<LocalTrack> {
-    let random = RandomState::new();
-    let ssrc = random.hash_one((name, kind, "ssrc")) as u32;
-    let numbering = Numbering {
-        sequence_number: random.hash_one((name, kind, "sequence")) as u16,
-        timestamp: random.hash_one((name, kind, "timestamp")) as u32,
-    };
+    let encodings: Vec<Encoding> = rids
+        .iter()
+        .map(|&rid| Encoding::new(name, kind, rid))
+        .collect();
     let codec_kind = match kind {
         MediaKind::Audio => RtpCodecKind::Audio,
         MediaKind::Video => RtpCodecKind::Video,
     };
+    let codings = encodings
+        .iter()
+        .map(|encoding| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: encoding.rid.clone().unwrap_or_default(),
+                ssrc: Some(encoding.ssrc),
+                ..Default::default()
+            },
+            codec: codec(kind).rtp_codec,
+            ..Default::default()
+        })
+        .collect();
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         format!("{name}-stream"),
         format!("{name}-{}", kind.as_str()),
         format!("{name} {}", kind.as_str()),
         codec_kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec(kind).rtp_codec,
-            ..Default::default()
-        }],
+        codings,
     )));
     let transceiver = peer_connection
         .add_transceiver_from_track(
@@ -1076,9 +1367,41 @@ async fn add_local_track(
         kind,
         track,
         sender,
-        ssrc,
+        transceiver,
         payload_type: codec(kind).payload_type,
-        numbering: Mutex::new(numbering),
+        encodings,
+        extensions: None,
+    })
+}
+
+/// The negotiated ids of the MID and RID header extensions, and the track's mid, once the
+/// answer is applied. The server must have accepted both: without them it could not tell
+/// the layers apart.
+async fn simulcast_extensions(track: &LocalTrack) -> anyhow::Result<SimulcastExtensions> {
+    let parameters = track
+        .sender
+        .get_parameters()
+        .await
+        .context("reading the sender's parameters")?;
+    let id_of = |uri: &str| {
+        parameters
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|extension| extension.uri == uri)
+            .and_then(|extension| u8::try_from(extension.id).ok())
+            .with_context(|| format!("the answer accepted no {uri} for our simulcast video"))
+    };
+    let mid = track
+        .transceiver
+        .mid()
+        .await
+        .context("reading the video transceiver's mid")?
+        .context("the video transceiver has no mid after the answer")?;
+    Ok(SimulcastExtensions {
+        mid: Bytes::from(mid.into_bytes()),
+        mid_id: id_of(SDES_MID_URI)?,
+        rid_id: id_of(SDES_RTP_STREAM_ID_URI)?,
     })
 }
 
@@ -1198,13 +1521,28 @@ async fn write_socket(
     }
 }
 
-/// Records every message after `join`, and answers each server offer.
-async fn read_socket(
-    mut stream: SplitStream<Socket>,
+/// What the socket reader needs besides the socket.
+struct Reader {
     outgoing: mpsc::UnboundedSender<Outgoing>,
     peer_connection: Arc<dyn PeerConnection>,
     recorder: Arc<Recorder>,
-) {
+    /// The video track whose layers `publish_layers` pauses: a simulcast one only. A
+    /// client of one layer keeps sending it, as it always did, so that a test sees every
+    /// packet it sends even while no one receives it.
+    video: Option<Arc<LocalTrack>>,
+    video_sizes: Option<VideoSizer>,
+}
+
+/// Records every message after `join`, answers each server offer (and reports the sizes
+/// of the videos it brings, when asked to), and obeys `publish_layers`.
+async fn read_socket(mut stream: SplitStream<Socket>, reader: Reader) {
+    let Reader {
+        outgoing,
+        peer_connection,
+        recorder,
+        video,
+        video_sizes,
+    } = reader;
     while let Some(frame) = stream.next().await {
         let text = match frame {
             Ok(Message::Text(text)) => text,
@@ -1227,13 +1565,53 @@ async fn read_socket(
             }
         };
         lock(&recorder.messages).push(message.clone());
-        if message.get("type").and_then(Value::as_str) == Some("offer")
-            && let Err(error) = answer_offer(&message, &peer_connection, &outgoing, &recorder).await
-        {
-            recorder.fail(format!("answering a server offer: {error:#}"));
+        match message.get("type").and_then(Value::as_str) {
+            Some("offer") => {
+                if let Err(error) =
+                    answer_offer(&message, &peer_connection, &outgoing, &recorder).await
+                {
+                    recorder.fail(format!("answering a server offer: {error:#}"));
+                    continue;
+                }
+                if let Some(sizer) = &video_sizes
+                    && let Err(error) = report_video_sizes(sizer, &outgoing, &recorder)
+                {
+                    recorder.fail(format!("reporting video sizes: {error:#}"));
+                }
+            }
+            Some("publish_layers") => {
+                if let Some(video) = &video
+                    && let Err(error) = video.obey_publish_layers(&message)
+                {
+                    recorder.fail(format!("obeying `publish_layers`: {error:#}"));
+                }
+            }
+            _ => {}
         }
     }
     recorder.socket_closed.store(true, Ordering::SeqCst);
+}
+
+/// Sends `video_sizes` for every video line of the latest offer, as `sizer` lays them out.
+fn report_video_sizes(
+    sizer: &VideoSizer,
+    outgoing: &mpsc::UnboundedSender<Outgoing>,
+    recorder: &Recorder,
+) -> anyhow::Result<()> {
+    let tracks = lock(&recorder.remote_tracks).clone();
+    let sizes: Vec<Value> = tracks
+        .iter()
+        .filter(|track| track.kind == MediaKind::Video)
+        .map(|track| {
+            let site = recorder.site_of(&track.participant_id);
+            let height = (sizer.0)(track, site.as_deref());
+            json!({ "mid": track.mid, "height": height })
+        })
+        .collect();
+    if sizes.is_empty() {
+        return Ok(());
+    }
+    send_json(outgoing, json!({ "type": "video_sizes", "sizes": sizes }))
 }
 
 async fn answer_offer(

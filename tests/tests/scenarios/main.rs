@@ -46,6 +46,7 @@ mod scheduling_api_validates_and_refuses_conflicts;
 mod secretary_edits_the_site_directory;
 mod secrets_never_reach_the_logs;
 mod server_restarts_lose_nothing;
+mod simulcast_publisher_sends_only_the_layers_someone_watches;
 mod site_behind_a_udp_firewall_meets_over_tcp;
 mod site_directory_is_seeded_and_edited;
 mod site_whose_line_drops_keeps_its_seat;
