@@ -67,6 +67,8 @@ pub struct MediaConfig {
     keyframe_request_interval_ms: u64,
     /// Offer a passive TCP candidate beside the UDP one.
     pub ice_tcp: bool,
+    /// The TCP candidate's port; 0: udp_listen's port number.
+    ice_tcp_port: u16,
     bandwidth_estimation: bool,
     initial_estimate_kbps: u64,
     loudest_audio: usize,
@@ -326,10 +328,15 @@ impl MediaConfig {
         Duration::from_millis(self.keyframe_request_interval_ms)
     }
 
-    /// Where the ICE-TCP listener binds, if ICE-TCP is on: udp_listen's address and
-    /// port number.
+    /// Where the ICE-TCP listener binds, if ICE-TCP is on: udp_listen's address, on
+    /// `ice_tcp_port` or else udp_listen's port number.
     pub fn tcp_listen(&self) -> Option<SocketAddr> {
-        self.ice_tcp.then_some(self.udp_listen)
+        let port = match self.ice_tcp_port {
+            0 => self.udp_listen.port(),
+            port => port,
+        };
+        self.ice_tcp
+            .then_some(SocketAddr::new(self.udp_listen.ip(), port))
     }
 
     /// How many sites of a meeting are heard at once besides the chair and the floor
@@ -600,6 +607,22 @@ mod tests {
         );
         assert_eq!(config.auth.public_url, "");
         assert_eq!(config.admin.token(), None);
+    }
+
+    #[test]
+    fn ice_tcp_takes_udp_listens_port_unless_told() {
+        let config = Config::defaults();
+        assert_eq!(
+            config.media.tcp_listen().map(|a| a.port()),
+            Some(config.media.udp_listen.port())
+        );
+        let own = Config::from_layers(Some(("t.toml", "[media]\nice_tcp_port = 4443")), env(&[]));
+        assert_eq!(
+            own.unwrap().media.tcp_listen().map(|a| a.port()),
+            Some(4443)
+        );
+        let off = Config::from_layers(Some(("t.toml", "[media]\nice_tcp = false")), env(&[]));
+        assert_eq!(off.unwrap().media.tcp_listen(), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A site whose firewall drops every UDP packet joins over ICE-TCP: the server offers a
 //! passive TCP candidate beside its UDP one, the site's Chromium connects to it, and the
-//! two sites see and hear each other, while the site with UDP keeps using UDP.
+//! two sites see and hear each other, while the site with UDP keeps using UDP. The TCP
+//! candidate is on a port of its own (`ice_tcp_port`), as a firewall that lets only a
+//! chosen TCP port through needs.
 //!
 //! The blocked site's Chromium runs in a network namespace of its own behind a "line"
 //! namespace (`tests/src/netns.rs`), with iptables dropping UDP both ways there.
@@ -12,6 +14,9 @@ use cau_tests::browser::run_script_for;
 use cau_tests::netns::{SERVER_IP, SiteNamespace};
 use cau_tests::server::start_test_server_with;
 use cau_tests::shaping::run_in_private_network;
+
+/// Free in the test's own network namespace, where nothing else listens.
+const TCP_PORT: u16 = 4443;
 
 #[test]
 fn site_behind_a_udp_firewall_meets_over_tcp() -> anyhow::Result<()> {
@@ -25,7 +30,8 @@ async fn scenario() -> anyhow::Result<()> {
     let launcher = namespace.chromium_wrapper(&chromium)?;
     let config = format!(
         "[http]\nlisten = \"{SERVER_IP}:0\"\n\
-         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n"
+         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n\
+         ice_tcp_port = {TCP_PORT}\n"
     );
     let server = start_test_server_with(&config).await?;
     let report = run_script_for(
@@ -41,6 +47,9 @@ async fn scenario() -> anyhow::Result<()> {
     let office = &report["pages"]["Office"]["transport"];
     if mountain["local_protocol"] != "tcp" || mountain["remote_protocol"] != "tcp" {
         bail!("the site behind the firewall should be on TCP: {report}");
+    }
+    if mountain["remote_address"] != format!("{SERVER_IP}:{TCP_PORT}").as_str() {
+        bail!("the TCP pair should reach the configured port {TCP_PORT}: {report}");
     }
     if office["local_protocol"] != "udp" {
         bail!("the site with UDP should stay on UDP: {report}");
