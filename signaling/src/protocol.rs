@@ -691,9 +691,9 @@ mod tests {
         );
     }
 
-    /// An offer of `lines` lines: a session header, `media` media sections of which the
-    /// first carries `candidates` candidates, then attribute lines up to `lines`, each
-    /// line padded so that the whole has at least `bytes` bytes.
+    /// An offer of `lines` lines (or more, if the rest needs more): a session header,
+    /// `media` media sections, `candidates` candidates, then attribute lines, one of
+    /// which becomes a long padding line when that makes the whole `bytes` long.
     fn offer(bytes: usize, lines: usize, media: usize, candidates: usize) -> String {
         let mut sdp = vec!["v=0".to_owned(), "s=-".to_owned()];
         for m in 0..media {
