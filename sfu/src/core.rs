@@ -1751,6 +1751,17 @@ impl Sfu {
         if source_red && source_params.is_some() {
             self.stats.red_packets_received += 1;
         }
+        // Redundant audio is parsed once per packet, not once per subscriber: what does
+        // not parse reaches no one, and the primary block is what subscribers without
+        // RED get.
+        let red_primary: Option<Arc<[u8]>> = if source_red {
+            let Some(primary) = crate::red::primary(&packet.payload) else {
+                return;
+            };
+            Some(primary.into())
+        } else {
+            None
+        };
         let members = self.rooms.get(&room).map(Vec::as_slice).unwrap_or_default();
         for &other in members {
             if other == id {
@@ -1783,8 +1794,9 @@ impl Sfu {
                 let Some(seq) = renumbered.checked_sub(seq_base) else {
                     continue; // Reordered from before this subscriber's first packet.
                 };
-                let Some((pt, payload)) = out_payload.apply(&packet.payload) else {
-                    continue; // RED that does not parse.
+                let Some((pt, payload)) = out_payload.apply(&packet.payload, red_primary.as_ref())
+                else {
+                    continue;
                 };
                 let mut ext_vals = packet.header.ext_vals.clone();
                 // The source's media line is not this connection's: str0m writes ours
@@ -2140,19 +2152,21 @@ enum OutPayload {
 }
 
 impl OutPayload {
-    /// The payload type and payload this subscriber gets; `None` for RED that does not
-    /// parse, which no subscriber gets.
-    fn apply(self, payload: &Arc<[u8]>) -> Option<(Pt, Arc<[u8]>)> {
+    /// The payload type and payload this subscriber gets, from the packet's payload
+    /// and, for redundant audio, its primary block (parsed once per packet, which also
+    /// proved the payload well-formed); `None` when a RED payload has no primary.
+    fn apply(
+        self,
+        payload: &Arc<[u8]>,
+        red_primary: Option<&Arc<[u8]>>,
+    ) -> Option<(Pt, Arc<[u8]>)> {
         match self {
             OutPayload::AsIs(pt) => Some((pt, payload.clone())),
             OutPayload::Red {
                 red,
                 primary,
                 source_primary,
-            } if primary == source_primary => {
-                crate::red::primary(payload)?;
-                Some((red, payload.clone()))
-            }
+            } if primary == source_primary => Some((red, payload.clone())),
             OutPayload::Red {
                 red,
                 primary,
@@ -2161,7 +2175,7 @@ impl OutPayload {
                 let retagged = crate::red::retag(payload, *source_primary, *primary)?;
                 Some((red, retagged.into()))
             }
-            OutPayload::Primary(pt) => Some((pt, crate::red::primary(payload)?.into())),
+            OutPayload::Primary(pt) => Some((pt, red_primary?.clone())),
         }
     }
 }
