@@ -30,6 +30,16 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 /// The site's address, in its namespace.
 pub const SITE_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 
+/// A test server's configuration for a site on a line: HTTP and media on
+/// [`SERVER_IP`], the test's end of the line, which the site's namespace reaches (the
+/// loopback addresses it does not), with `media` laid into the `[media]` section.
+pub fn server_config(media: &str) -> String {
+    format!(
+        "[http]\nlisten = \"{SERVER_IP}:0\"\n\
+         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n{media}"
+    )
+}
+
 /// A site namespace behind a line namespace. Both removed on drop.
 pub struct SiteNamespace {
     name: String,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cau_tests::browser::run_script_for;
-use cau_tests::netns::{SERVER_IP, SiteNamespace};
+use cau_tests::netns::{SiteNamespace, server_config};
 use cau_tests::server::start_test_server_with;
 use cau_tests::shaping::run_in_private_network;
 
@@ -37,11 +37,7 @@ async fn scenario() -> anyhow::Result<()> {
     let mut namespace = SiteNamespace::create()?;
     let chromium = std::env::var("CAU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let launcher = namespace.chromium_wrapper(&chromium)?;
-    let config = format!(
-        "[http]\nlisten = \"{SERVER_IP}:0\"\n\
-         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n\
-         bandwidth_estimation = true\n"
-    );
+    let config = server_config("bandwidth_estimation = true\n");
     let server = start_test_server_with(&config).await?;
     let report = run_script_for(
         "capped-line.mjs",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use cau_tests::browser::run_script_for;
-use cau_tests::netns::{SERVER_IP, SiteNamespace};
+use cau_tests::netns::{SERVER_IP, SiteNamespace, server_config};
 use cau_tests::server::start_test_server_with;
 use cau_tests::shaping::run_in_private_network;
 
@@ -28,11 +28,7 @@ async fn scenario() -> anyhow::Result<()> {
     namespace.block_udp()?;
     let chromium = std::env::var("CAU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let launcher = namespace.chromium_wrapper(&chromium)?;
-    let config = format!(
-        "[http]\nlisten = \"{SERVER_IP}:0\"\n\
-         [media]\nudp_listen = \"{SERVER_IP}:0\"\nadvertised_ip = \"{SERVER_IP}\"\n\
-         ice_tcp_port = {TCP_PORT}\n"
-    );
+    let config = server_config(&format!("ice_tcp_port = {TCP_PORT}\n"));
     let server = start_test_server_with(&config).await?;
     let report = run_script_for(
         "udp-blocked.mjs",
