@@ -1,7 +1,7 @@
 // What the reconnection scripts share: a chair and a commune in one chair-mode meeting,
 // the commune holding the floor, and a clock of when media last flowed between them.
 
-import { lastMedia, sleep, watchMedia } from './common.mjs';
+import { mediaResumedSince, sleep, watchMedia } from './common.mjs';
 
 /**
  * The commune (page `pages.commune`, join link `communeUrl`) waits in the lobby, the
@@ -42,9 +42,9 @@ export async function mediaBetween(pages, sites) {
   await watchMedia(pages.chair);
   await watchMedia(pages.commune);
   const flowing = async (since) => {
-    const atChair = await lastMedia(pages.chair, sites.commune);
-    const atCommune = await lastMedia(pages.commune, sites.chair);
-    const after = (t) => (t !== null && t > since ? t - since : null);
+    const atChair = await mediaResumedSince(pages.chair, sites.commune, since);
+    const atCommune = await mediaResumedSince(pages.commune, sites.chair, since);
+    const after = (t) => (t !== null ? t - since : null);
     return {
       chair_sees_commune: after(atChair.video),
       chair_hears_commune: after(atChair.audio),

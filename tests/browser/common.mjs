@@ -80,6 +80,9 @@ export async function launchChromium(extraArgs = [], executablePath = CHROMIUM_P
  * Makes `page` note, for every site's tile, when it last showed a new video frame and
  * when it last received audio packets: `window.cauLastVideo[site]` and
  * `window.cauLastAudio[site]`, in `Date.now()` time (the same clock as this script's).
+ * It also notes when each resumed after a silence of `MEDIA_GAP_MS` or more (or first
+ * came): `window.cauMediaStarts[site].video` and `.audio`, oldest first, so that a
+ * test asks when media came back, not when it was last seen.
  * A site's tile may be replaced (it reconnected): the newest one is watched.
  */
 export async function watchMedia(page) {
@@ -87,6 +90,17 @@ export async function watchMedia(page) {
     if (window.cauLastVideo) return;
     window.cauLastVideo = {};
     window.cauLastAudio = {};
+    window.cauMediaStarts = {};
+    const MEDIA_GAP_MS = 500;
+    const arrived = (site, kind, last) => {
+      const now = Date.now();
+      const previous = last[site];
+      last[site] = now;
+      if (previous !== undefined && now - previous < MEDIA_GAP_MS) return;
+      const starts = (window.cauMediaStarts[site] ??= { video: [], audio: [] })[kind];
+      starts.push(now);
+      if (starts.length > 50) starts.shift();
+    };
     const hooked = new WeakSet();
     const audioPackets = new Map();
     setInterval(async () => {
@@ -96,7 +110,7 @@ export async function watchMedia(page) {
         const site = video.dataset.site;
         const onFrame = () => {
           if (!video.isConnected) return;
-          window.cauLastVideo[site] = Date.now();
+          arrived(site, 'video', window.cauLastVideo);
           video.requestVideoFrameCallback(onFrame);
         };
         video.requestVideoFrameCallback(onFrame);
@@ -120,11 +134,28 @@ export async function watchMedia(page) {
         if (!site) return;
         const key = `${stat.id}`;
         const packets = stat.packetsReceived ?? 0;
-        if (packets > (audioPackets.get(key) ?? 0)) window.cauLastAudio[site] = Date.now();
+        if (packets > (audioPackets.get(key) ?? 0)) arrived(site, 'audio', window.cauLastAudio);
         audioPackets.set(key, packets);
       });
     }, 50);
   });
+}
+
+/**
+ * When `page` first saw `site`'s video and audio at or after `since` (a `Date.now()`
+ * time), by `watchMedia`: the first resumption after a silence at or after `since`;
+ * `since` itself for media that was already flowing then and still is; null for what
+ * has not been seen since.
+ */
+export async function mediaResumedSince(page, site, since) {
+  return page.evaluate(([code, after]) => {
+    const starts = window.cauMediaStarts?.[code];
+    const first = (times, last) => times?.find((t) => t >= after) ?? (last !== undefined && last >= after ? after : null);
+    return {
+      video: first(starts?.video, window.cauLastVideo?.[code]),
+      audio: first(starts?.audio, window.cauLastAudio?.[code]),
+    };
+  }, [site, since]);
 }
 
 /** When `page` last saw `site`'s video and audio, by `watchMedia`. */
