@@ -1008,8 +1008,18 @@ impl Sfu {
                 track.switch.set_target(None);
             }
             track.switch.set_target(layer);
+            let stand_ins = choice
+                .and_then(|choice| indices.get(..choice))
+                .unwrap_or(&[]);
+            track.switch.set_stand_ins(stand_ins);
             if let (true, Some(layer)) = (track.switch.awaits_keyframe(), layer) {
-                keyframes.push((*key, layer));
+                keyframes.push((*key, layer, false));
+                // Nothing shown yet: the first keyframe of a lower layer that arrives
+                // shows a picture until the target's comes (the target may not be
+                // sent yet at all, by a publisher that just started).
+                if track.switch.current().is_none() {
+                    keyframes.extend(stand_ins.iter().map(|&lower| (*key, lower, true)));
+                }
             }
         }
         if peer.video_paused != allocation.starved {
@@ -1035,13 +1045,26 @@ impl Sfu {
             }
         }
         self.mark_dirty(id);
-        for (key, layer) in keyframes {
-            // A layer paused at its publisher sends no keyframe until it is resumed:
-            // tell the publisher now rather than at the next round.
-            let paused = self
+        for (key, layer, stand_in) in keyframes {
+            let source = self
                 .peers
                 .get(&key.peer)
-                .and_then(|publisher| publisher.tracks_in.get(&key.mid))
+                .and_then(|publisher| publisher.tracks_in.get(&key.mid));
+            if stand_in {
+                // Only a stand-in that arrives now: one that does not would answer
+                // after the target anyway.
+                let arriving = source
+                    .and_then(|track| track.layers.get(layer))
+                    .and_then(|layer| layer.last_packet)
+                    .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE);
+                if arriving {
+                    self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+                }
+                continue;
+            }
+            // A layer paused at its publisher sends no keyframe until it is resumed:
+            // tell the publisher now rather than at the next round.
+            let paused = source
                 .and_then(|track| track.announced.as_ref())
                 .is_some_and(|announced| !announced.get(layer).copied().unwrap_or(true));
             if paused {
@@ -1884,14 +1907,19 @@ impl Sfu {
         let Some(layer) = track.layers.get_mut(layer) else {
             return;
         };
+        let rid = layer.rid;
+        // A layer whose stream has not begun cannot be asked: its first picture is a
+        // keyframe anyway. Not counting the request keeps the throttle free for when
+        // it begins.
+        let mut api = publisher.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(key.mid, rid) else {
+            return;
+        };
         if !layer.keyframes.request(now) {
             return;
         }
-        let rid = layer.rid;
-        if let Some(stream) = publisher.rtc.direct_api().stream_rx_by_mid(key.mid, rid) {
-            stream.request_keyframe(kind);
-            self.stats.keyframe_requests_sent += 1;
-        }
+        stream.request_keyframe(kind);
+        self.stats.keyframe_requests_sent += 1;
         self.mark_dirty(key.peer);
     }
 

@@ -209,6 +209,9 @@ pub(crate) struct LayerSwitch {
     current: Option<usize>,
     /// The layer the allocator wants; `None` to forward nothing.
     target: Option<usize>,
+    /// Layers below the target (a bit per source layer) whose keyframe may start the
+    /// picture while nothing is forwarded yet, see [`LayerSwitch::set_stand_ins`].
+    stand_ins: u32,
     /// Source sequence numbers below this are from before the current layer's start.
     first_seq: u64,
     /// Added (wrapping) to the current layer's fields.
@@ -248,6 +251,20 @@ impl LayerSwitch {
         target.is_some() && target != self.current
     }
 
+    /// The source layers, below the target, that may carry the picture until the
+    /// target's keyframe comes, when nothing is forwarded yet. A publisher that just
+    /// (re)connected starts with its lowest layer and adds the others as its uplink
+    /// estimate grows, which takes seconds: a subscriber waiting for the top layer's
+    /// keyframe would see nothing meanwhile, where a small picture now and a sharp one
+    /// later is what a meeting wants. Once a layer is forwarded this plays no part:
+    /// switching between layers stays at the target's keyframe.
+    pub fn set_stand_ins(&mut self, layers: &[usize]) {
+        self.stand_ins = layers
+            .iter()
+            .filter(|&&layer| layer < 32)
+            .fold(0, |bits, &layer| bits | 1 << layer);
+    }
+
     /// Whether the switch still waits for a keyframe of the target layer.
     pub fn awaits_keyframe(&self) -> bool {
         self.target.is_some() && self.target != self.current
@@ -255,7 +272,11 @@ impl LayerSwitch {
 
     /// Decides whether and how one source packet goes out.
     pub fn packet(&mut self, packet: SourcePacket<'_>, now: Instant) -> Option<Rewritten> {
-        if self.target == Some(packet.layer) && self.current != Some(packet.layer) {
+        let stand_in = self.current.is_none()
+            && self.target.is_some()
+            && packet.layer < 32
+            && self.stand_ins & (1 << packet.layer) != 0;
+        if (self.target == Some(packet.layer) || stand_in) && self.current != Some(packet.layer) {
             if !packet.vp8.is_some_and(|d| d.keyframe_start) {
                 return None;
             }
@@ -585,5 +606,42 @@ mod tests {
         assert!(switch.set_target(Some(0)));
         assert!(switch.awaits_keyframe());
         assert_eq!(switch.packet(packet(3), now).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_lower_layer_shows_a_picture_until_the_wanted_one_comes() {
+        let now = Instant::now();
+        let inter = vp8::Descriptor {
+            keyframe_start: false,
+            ..keyframe()
+        };
+        // A publisher that just came back sends only its lowest layer (0); the
+        // subscriber wants the top one (2).
+        let mut switch = LayerSwitch::default();
+        switch.set_target(Some(2));
+        switch.set_stand_ins(&[0, 1]);
+        assert_eq!(switch.packet(source(0, 100, 0, &inter), now), None);
+        assert!(switch.packet(source(0, 101, 0, &keyframe()), now).is_some());
+        assert_eq!(switch.current(), Some(0));
+        assert!(switch.awaits_keyframe(), "the top layer is still wanted");
+        assert!(switch.packet(source(0, 102, 0, &inter), now).is_some());
+        // Once a picture shows, another stand-in's keyframe changes nothing...
+        assert_eq!(switch.packet(source(1, 7, 0, &keyframe()), now), None);
+        assert_eq!(switch.current(), Some(0));
+        // ...and the wanted layer's keyframe takes over, numbered on.
+        let top = switch.packet(source(2, 50, 0, &keyframe()), now).unwrap();
+        assert_eq!(top.seq, 103 & 0xffff);
+        assert_eq!(switch.current(), Some(2));
+        assert_eq!(switch.packet(source(0, 103, 0, &inter), now), None);
+
+        // Without stand-ins, only the wanted layer's keyframe starts the picture.
+        let mut strict = LayerSwitch::default();
+        strict.set_target(Some(2));
+        assert_eq!(strict.packet(source(0, 101, 0, &keyframe()), now), None);
+        // Paused, no layer starts, stand-in or not.
+        let mut paused = LayerSwitch::default();
+        paused.set_target(None);
+        paused.set_stand_ins(&[0, 1]);
+        assert_eq!(paused.packet(source(0, 101, 0, &keyframe()), now), None);
     }
 }

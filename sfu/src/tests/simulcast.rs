@@ -101,11 +101,20 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     let mut count = 0;
     run(&mut world, Duration::from_secs(2), publisher, &mut count);
 
-    // Nothing said of sizes: the top layer, whole, for both.
+    // Nothing said of sizes: the top layer for both, from its first keyframe on. Until
+    // then a lower layer's keyframe may show the first picture, and nothing else may.
     for index in [large, small] {
         let layers = received_layers(&world, index);
-        assert!(layers.len() > 10, "too few frames: {layers:?}");
-        assert!(layers.iter().all(|l| l == "h"), "{layers:?}");
+        let top = layers
+            .iter()
+            .position(|l| l == "h")
+            .unwrap_or_else(|| panic!("the top layer never came: {layers:?}"));
+        assert!(layers.len() - top > 10, "too few frames: {layers:?}");
+        assert!(layers[top..].iter().all(|l| l == "h"), "{layers:?}");
+        assert!(
+            top <= 1,
+            "a stand-in should only bridge to the top's keyframe: {layers:?}"
+        );
     }
 
     // The small one shows the video 150 pixels high: the 180p layer fills it.
@@ -138,8 +147,13 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     assert!(after[..switch].iter().all(|l| l == "h"), "{after:?}");
     assert!(after[switch..].iter().all(|l| l == "l"), "{after:?}");
     assert!(after.len() - switch > 50, "{after:?}");
-    // The large one is untouched.
-    assert!(received_layers(&world, large).iter().all(|l| l == "h"));
+    // The large one is untouched: the top layer since its first keyframe.
+    let layers = received_layers(&world, large);
+    let top = layers.iter().position(|l| l == "h").unwrap_or(layers.len());
+    assert!(
+        top <= 1 && layers[top..].iter().all(|l| l == "h"),
+        "{layers:?}"
+    );
 
     // No one receives the middle layer: its publisher is told to pause it, and only it.
     let announced = world.clients[publisher]
