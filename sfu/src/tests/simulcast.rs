@@ -46,11 +46,19 @@ fn frame_height(frame: &[u8]) -> u16 {
 
 /// Writes one frame of every layer from the client at `index`.
 fn publish_layers(world: &mut World, index: usize, count: u64) {
+    publish_some_layers(world, index, count, &["l", "m", "h"]);
+}
+
+/// Writes one frame of each of `rids` from the client at `index`.
+fn publish_some_layers(world: &mut World, index: usize, count: u64, rids: &[&str]) {
     let now = world.now;
     let elapsed = now - world.start;
     let client = &mut world.clients[index];
     let time = MediaTime::from_90khz(elapsed.as_millis() as u64 * 90);
     for (rid, height) in LAYERS {
+        if !rids.contains(&rid) {
+            continue;
+        }
         let Some(writer) = client.rtc.writer(client.video) else {
             return;
         };
@@ -86,6 +94,46 @@ fn run(world: &mut World, duration: Duration, publisher: usize, count: &mut u64)
             *count += 1;
         }
     });
+}
+
+/// A publisher that just (re)connected sends its lowest layer first and adds the others
+/// as its uplink estimate grows. A subscriber that wants the top layer sees the lowest
+/// meanwhile, and the top one once it comes.
+#[test]
+fn a_publisher_that_sends_only_its_lowest_layer_is_seen_at_once() {
+    let mut world = World::new();
+    let mut simulcast = Simulcast::new();
+    for (rid, _) in LAYERS {
+        simulcast.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let subscriber = world.join(1);
+    // 0.7 s of the lowest layer alone, well inside the 1.5 s in which the other
+    // layers still count as about to come.
+    let mut count = 0;
+    world.run(Duration::from_millis(1200), |world| {
+        let elapsed = world.now - world.start;
+        if elapsed.as_millis() % 50 == 0 && elapsed > Duration::from_millis(500) {
+            publish_some_layers(world, publisher, count, &["l"]);
+            count += 1;
+        }
+    });
+    let early = received_layers(&world, subscriber);
+    assert!(
+        early.len() >= 5,
+        "the lowest layer should show meanwhile: {early:?} of {count}"
+    );
+    assert!(early.iter().all(|l| l == "l"), "{early:?}");
+
+    // The other layers come: the subscriber moves up to the top one and stays there.
+    run(&mut world, Duration::from_secs(2), publisher, &mut count);
+    let later = received_layers(&world, subscriber).split_off(early.len());
+    let top = later
+        .iter()
+        .position(|l| l == "h")
+        .unwrap_or_else(|| panic!("never moved up: {later:?}"));
+    assert!(later[top..].iter().all(|l| l == "h"), "{later:?}");
+    assert!(later.len() - top > 20, "{later:?}");
 }
 
 #[test]
