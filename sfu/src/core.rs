@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 // hostile keys (source addresses, mids) still cannot be chosen to collide.
 use foldhash::HashMap;
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::change::SdpPendingOffer;
 use str0m::crypto::CryptoProvider;
 use str0m::format::PayloadParams;
 use str0m::ice::StunMessage;
@@ -37,8 +37,8 @@ use crate::throttle::KeyframeThrottle;
 use crate::voice::{self, LEVEL_INTERVAL, VoiceMeter};
 use crate::vp8;
 use crate::{
-    Command, GoneReason, LineTestPlan, MediaKind, OutgoingTrack, PeerEvent, PeerId, PublishedLayer,
-    RoomId, SfuError, Subscriptions,
+    AnswerSdp, Command, GoneReason, LineTestPlan, MediaKind, OfferSdp, OutgoingTrack, PeerEvent,
+    PeerId, PublishedLayer, RoomId, SfuError, Subscriptions,
 };
 
 /// How often layer bitrates are measured and every subscriber's layers chosen again.
@@ -431,7 +431,7 @@ impl Sfu {
             Command::AddPeer {
                 peer,
                 room,
-                offer_sdp,
+                offer,
                 audio_allowed,
                 subscriptions,
                 screen_mid,
@@ -442,13 +442,13 @@ impl Sfu {
                     subscriptions,
                     screen_mid,
                 };
-                self.add_peer(peer, room, &offer_sdp, setup, now);
+                self.add_peer(peer, room, offer, setup, now);
             }
             Command::SetSubscriptions {
                 peer,
                 subscriptions,
             } => self.set_subscriptions(peer, subscriptions),
-            Command::Answer { peer, sdp } => self.accept_answer(peer, &sdp, now),
+            Command::Answer { peer, answer } => self.accept_answer(peer, answer, now),
             Command::RemoteCandidate { peer, candidate } => self.add_candidate(peer, &candidate),
             Command::SetAudioForwarding { peer, allowed } => match self.peers.get_mut(&peer) {
                 Some(p) => {
@@ -464,11 +464,9 @@ impl Sfu {
             Command::RemovePeer { peer } => {
                 self.remove_peer(peer, None);
             }
-            Command::AddLineTest {
-                peer,
-                offer_sdp,
-                plan,
-            } => self.add_line_test(peer, &offer_sdp, plan, now),
+            Command::AddLineTest { peer, offer, plan } => {
+                self.add_line_test(peer, offer, plan, now)
+            }
             Command::SetVideoSizes { peer, heights } => self.set_video_sizes(peer, &heights, now),
         }
         self.drain_dirty(now);
@@ -664,7 +662,7 @@ impl Sfu {
         &mut self,
         id: PeerId,
         room: RoomId,
-        offer_sdp: &str,
+        offer: OfferSdp,
         setup: PeerSetup,
         now: Instant,
     ) {
@@ -672,9 +670,9 @@ impl Sfu {
             self.reject(id, SfuError::DuplicatePeer(id));
             return;
         }
-        let offer = match SdpOffer::from_sdp_string(offer_sdp) {
+        let offer = match offer.parsed {
             Ok(offer) => offer,
-            Err(e) => return self.reject(id, SfuError::BadOffer(e.to_string())),
+            Err(e) => return self.reject(id, SfuError::BadOffer(e)),
         };
         let mut rtc = Rtc::builder()
             .set_crypto_provider(self.crypto.clone())
@@ -767,14 +765,14 @@ impl Sfu {
     }
 
     /// Creates a line-test peer: connected like a participant, in no room.
-    fn add_line_test(&mut self, id: PeerId, offer_sdp: &str, plan: LineTestPlan, now: Instant) {
+    fn add_line_test(&mut self, id: PeerId, offer: OfferSdp, plan: LineTestPlan, now: Instant) {
         if self.peers.contains_key(&id) {
             return self.reject(id, SfuError::DuplicatePeer(id));
         }
         let (mut rtc, answer) = match line_test::accept_offer(
             self.crypto.clone(),
             self.config.candidate_addr,
-            offer_sdp,
+            offer,
             now,
         ) {
             Ok(accepted) => accepted,
@@ -834,15 +832,14 @@ impl Sfu {
         self.mark_dirty(id);
     }
 
-    fn accept_answer(&mut self, id: PeerId, sdp: &str, now: Instant) {
+    fn accept_answer(&mut self, id: PeerId, answer: AnswerSdp, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return self.reject(id, SfuError::UnknownPeer(id));
         };
         let Some(pending) = peer.pending_offer.take() else {
             return self.reject(id, SfuError::NoPendingOffer);
         };
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string());
-        let accepted = answer.and_then(|answer| {
+        let accepted = answer.0.and_then(|answer| {
             catch_unwind(AssertUnwindSafe(|| {
                 peer.rtc.sdp_api().accept_answer(pending, answer)
             }))

@@ -20,7 +20,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
 
 use crate::core::MAX_PEER_ADDRESSES;
-use crate::{Command, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions};
+use crate::{Command, OfferSdp, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions};
 
 /// What an entry point made of its input (here and in signaling's fuzzing module).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,7 +447,7 @@ fn add_peer(peer: PeerId, sdp: &str) -> Command {
     Command::AddPeer {
         peer,
         room: RoomId(1),
-        offer_sdp: sdp.to_owned(),
+        offer: OfferSdp::parse(sdp),
         audio_allowed: true,
         subscriptions: Subscriptions::All,
         screen_mid: None,

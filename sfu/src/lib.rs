@@ -36,6 +36,8 @@ mod tests;
 use std::collections::HashSet;
 use std::fmt;
 
+use str0m::change::{SdpAnswer, SdpOffer};
+
 pub use crate::core::{Sfu, SfuConfig, SfuStats};
 pub use crate::line_test::{BULK_LABEL, CONTROL_LABEL, LineTestPlan, LineTestReport, PROBE_LABEL};
 pub use crate::link::LinkSample;
@@ -73,6 +75,39 @@ impl MediaKind {
     }
 }
 
+/// An offer from a browser, parsed where it arrived. str0m's SDP parser costs some 45 µs
+/// a KiB: parsed in the session that received it, an offer costs that session's task,
+/// not the media thread that every room's packets wait on (`docs/security.md`, threats
+/// 24 and 26).
+#[derive(Debug)]
+pub struct OfferSdp {
+    parsed: Result<SdpOffer, String>,
+    /// It has an SCTP line, without which a line test's data channels never open.
+    data_channels: bool,
+}
+
+impl OfferSdp {
+    pub fn parse(text: &str) -> OfferSdp {
+        OfferSdp {
+            parsed: SdpOffer::from_sdp_string(text).map_err(|e| e.to_string()),
+            data_channels: text.contains("m=application"),
+        }
+    }
+}
+
+/// An answer to the SFU's offer, parsed where it arrived, like [`OfferSdp`]. An answer
+/// cannot be capped in size as an offer is (it has a section for every track the
+/// participant receives, so it grows with the room); parsing it off the media thread
+/// is what keeps a large or hostile one from holding up the others' media.
+#[derive(Debug)]
+pub struct AnswerSdp(Result<SdpAnswer, String>);
+
+impl AnswerSdp {
+    pub fn parse(text: &str) -> AnswerSdp {
+        AnswerSdp(SdpAnswer::from_sdp_string(text).map_err(|e| e.to_string()))
+    }
+}
+
 /// What signaling asks of the SFU.
 #[derive(Debug)]
 pub enum Command {
@@ -81,7 +116,7 @@ pub enum Command {
     AddPeer {
         peer: PeerId,
         room: RoomId,
-        offer_sdp: String,
+        offer: OfferSdp,
         /// Whether its audio is forwarded from the start (see `SetAudioForwarding`).
         audio_allowed: bool,
         /// Which of the room's tracks it receives.
@@ -90,7 +125,7 @@ pub enum Command {
         screen_mid: Option<String>,
     },
     /// The participant's answer to the SFU's latest [`PeerEvent::Offer`].
-    Answer { peer: PeerId, sdp: String },
+    Answer { peer: PeerId, answer: AnswerSdp },
     /// A trickled ICE candidate of the participant (`candidate:...`, with or without `a=`).
     RemoteCandidate { peer: PeerId, candidate: String },
     /// The participant left: forget it and stop forwarding its tracks to the others.
@@ -120,7 +155,7 @@ pub enum Command {
     /// signaling then removes the peer with `RemovePeer`.
     AddLineTest {
         peer: PeerId,
-        offer_sdp: String,
+        offer: OfferSdp,
         plan: LineTestPlan,
     },
 }

@@ -35,13 +35,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::crypto::CryptoProvider;
 use str0m::media::Mid;
 use str0m::{Candidate, Event, Rtc};
 
-use crate::{MediaKind, SfuError};
+use crate::{MediaKind, OfferSdp, SfuError};
 
 /// The data channel the probes go over.
 pub const PROBE_LABEL: &str = "cau-probe";
@@ -177,17 +177,16 @@ enum Phase {
 pub(crate) fn accept_offer(
     crypto: Arc<CryptoProvider>,
     candidate_addr: SocketAddr,
-    offer_sdp: &str,
+    offer: OfferSdp,
     now: Instant,
 ) -> Result<(Rtc, SdpAnswer), SfuError> {
     // Without an SCTP media line the data channels could never open.
-    if !offer_sdp.contains("m=application") {
+    if !offer.data_channels {
         return Err(SfuError::BadOffer(
             "a line test's offer needs its data channels (m=application)".into(),
         ));
     }
-    let offer =
-        SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+    let offer = offer.parsed.map_err(SfuError::BadOffer)?;
     let mut rtc = Rtc::builder()
         .set_crypto_provider(crypto)
         .set_rtp_mode(true)

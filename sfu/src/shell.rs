@@ -37,7 +37,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::batch;
 use crate::core::{Sfu, SfuConfig, SfuStats};
 use crate::tcp::Connections;
-use crate::{Command, LineTestPlan, PeerEvent, PeerId, RoomId, Subscriptions};
+use crate::{Command, LineTestPlan, OfferSdp, PeerEvent, PeerId, RoomId, Subscriptions};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -92,7 +92,7 @@ enum ShellCommand {
     AddPeer {
         peer: PeerId,
         room: RoomId,
-        offer_sdp: String,
+        offer: OfferSdp,
         audio_allowed: bool,
         subscriptions: Subscriptions,
         screen_mid: Option<String>,
@@ -100,7 +100,7 @@ enum ShellCommand {
     },
     AddLineTest {
         peer: PeerId,
-        offer_sdp: String,
+        offer: OfferSdp,
         plan: LineTestPlan,
         events: UnboundedSender<PeerEvent>,
     },
@@ -196,11 +196,13 @@ fn bind_media_socket(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket>
 impl SfuHandle {
     /// Creates a peer from its offer. The answer, and every later event about the peer,
     /// arrive on the returned channel; it closes after [`PeerEvent::Gone`] or removal.
+    /// The offer comes parsed ([`OfferSdp::parse`]) by the caller, so that the media
+    /// thread never pays for a parse.
     pub fn add_peer(
         &self,
         peer: PeerId,
         room: RoomId,
-        offer_sdp: String,
+        offer: OfferSdp,
         audio_allowed: bool,
         subscriptions: Subscriptions,
         screen_mid: Option<String>,
@@ -209,7 +211,7 @@ impl SfuHandle {
         self.send(ShellCommand::AddPeer {
             peer,
             room,
-            offer_sdp,
+            offer,
             audio_allowed,
             subscriptions,
             screen_mid,
@@ -223,13 +225,13 @@ impl SfuHandle {
     pub fn add_line_test(
         &self,
         peer: PeerId,
-        offer_sdp: String,
+        offer: OfferSdp,
         plan: LineTestPlan,
     ) -> UnboundedReceiver<PeerEvent> {
         let (events, receiver) = unbounded_channel();
         self.send(ShellCommand::AddLineTest {
             peer,
-            offer_sdp,
+            offer,
             plan,
             events,
         });
@@ -459,7 +461,7 @@ impl Worker {
                 ShellCommand::AddPeer {
                     peer,
                     room,
-                    offer_sdp,
+                    offer,
                     audio_allowed,
                     subscriptions,
                     screen_mid,
@@ -470,7 +472,7 @@ impl Worker {
                         Command::AddPeer {
                             peer,
                             room,
-                            offer_sdp,
+                            offer,
                             audio_allowed,
                             subscriptions,
                             screen_mid,
@@ -480,19 +482,13 @@ impl Worker {
                 }
                 ShellCommand::AddLineTest {
                     peer,
-                    offer_sdp,
+                    offer,
                     plan,
                     events,
                 } => {
                     self.sinks.insert(peer, events);
-                    self.core.handle_command(
-                        Command::AddLineTest {
-                            peer,
-                            offer_sdp,
-                            plan,
-                        },
-                        now,
-                    );
+                    self.core
+                        .handle_command(Command::AddLineTest { peer, offer, plan }, now);
                 }
                 ShellCommand::Core(command) => {
                     if let Command::RemovePeer { peer } = command {

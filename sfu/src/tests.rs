@@ -18,7 +18,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::{
-    Command, GoneReason, MediaKind, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions,
+    AnswerSdp, Command, GoneReason, MediaKind, OfferSdp, PeerEvent, PeerId, RoomId, Sfu, SfuConfig,
+    Subscriptions,
 };
 
 /// The addresses one peer may introduce, and a client that moves.
@@ -63,6 +64,9 @@ struct Client {
     received_datagrams: u64,
     gone: Option<GoneReason>,
     events: Vec<PeerEvent>,
+    /// When not zero, the client answers this many of the server's offers with
+    /// garbage instead of its answer (and does not apply them).
+    garbage_answers: u32,
 }
 
 /// The core's configuration in these tests: monitoring on, estimation off.
@@ -153,12 +157,13 @@ impl World {
             received_datagrams: 0,
             gone: None,
             events: Vec::new(),
+            garbage_answers: 0,
         });
         self.sfu.handle_command(
             Command::AddPeer {
                 peer,
                 room: RoomId(room),
-                offer_sdp: offer.to_sdp_string(),
+                offer: OfferSdp::parse(&offer.to_sdp_string()),
                 audio_allowed: true,
                 subscriptions,
                 screen_mid: None,
@@ -185,12 +190,18 @@ impl World {
                         client.kinds.insert(track.mid.clone(), track.kind);
                         client.sources.insert(track.mid, track.source);
                     }
-                    let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
-                    let answer = client.rtc.sdp_api().accept_offer(offer).unwrap();
+                    let text = if client.garbage_answers > 0 {
+                        client.garbage_answers -= 1;
+                        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=garbage".to_owned()
+                    } else {
+                        let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                        let answer = client.rtc.sdp_api().accept_offer(offer).unwrap();
+                        answer.to_sdp_string()
+                    };
                     self.sfu.handle_command(
                         Command::Answer {
                             peer,
-                            sdp: answer.to_sdp_string(),
+                            answer: AnswerSdp::parse(&text),
                         },
                         self.now,
                     );
@@ -789,7 +800,7 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
             Command::AddPeer {
                 peer: PeerId(77),
                 room: RoomId(1),
-                offer_sdp: sdp.to_owned(),
+                offer: OfferSdp::parse(sdp),
                 audio_allowed: true,
                 subscriptions: Subscriptions::All,
                 screen_mid: None,
@@ -806,7 +817,7 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
     world.sfu.handle_command(
         Command::Answer {
             peer: PeerId(77),
-            sdp: "garbage".into(),
+            answer: AnswerSdp::parse("garbage"),
         },
         world.now,
     );
@@ -814,6 +825,55 @@ fn bad_sdp_is_refused_without_creating_a_peer() {
         world.sfu.poll_event(),
         Some((_, PeerEvent::Rejected { .. }))
     ));
+}
+
+/// A participant answers an offer with garbage: the answer is refused, the server
+/// offers again, the second answer is taken, and the media it already received never
+/// stopped.
+#[test]
+fn a_garbage_answer_costs_the_peer_nothing() {
+    let mut world = World::new();
+    let a = world.join(1);
+    let listener = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(1));
+    let a_peer = world.client(a).peer;
+    let heard_before = frames_from(world.client(listener), a_peer, MediaKind::Audio).len();
+    assert!(
+        heard_before > 10,
+        "no media before the test: {heard_before}"
+    );
+
+    // A newcomer's tracks make the server offer to the listener, who answers garbage.
+    world.clients[listener].garbage_answers = 1;
+    let b = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(2));
+    let listener_client = world.client(listener);
+    let refused = listener_client
+        .events
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Rejected { .. }))
+        .count();
+    let offers = listener_client
+        .events
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Offer { .. }))
+        .count();
+    assert_eq!(refused, 1, "{:?}", listener_client.events);
+    assert!(
+        offers >= 3,
+        "the server should offer again: {offers} offers"
+    );
+    let b_peer = world.client(b).peer;
+    assert!(
+        frames_from(listener_client, b_peer, MediaKind::Audio).len() > 20,
+        "the second answer was not taken"
+    );
+    let heard_after = frames_from(listener_client, a_peer, MediaKind::Audio).len();
+    assert!(
+        heard_after >= heard_before + 90,
+        "the garbage answer stalled media: {heard_before} -> {heard_after}"
+    );
+    assert!(listener_client.gone.is_none());
 }
 
 /// A STUN binding request for `username` whose MESSAGE-INTEGRITY is forged.

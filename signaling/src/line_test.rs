@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use cau_config::LineTestConfig;
-use cau_sfu::{Command, LineTestPlan, LineTestReport, PeerEvent, PeerId, SfuError};
+use cau_sfu::{Command, LineTestPlan, LineTestReport, OfferSdp, PeerEvent, PeerId, SfuError};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, interval_at, sleep_until};
 
@@ -535,7 +535,9 @@ impl Test<'_> {
         let refusal = match message {
             ClientMessage::Offer { sdp, .. } if self.peer.is_none() => {
                 let peer = self.state.next_peer_id();
-                self.media = Some(self.state.sfu.add_line_test(peer, sdp, plan.clone()));
+                // Parsed on this connection's task, not on the media thread.
+                let offer = OfferSdp::parse(&sdp);
+                self.media = Some(self.state.sfu.add_line_test(peer, offer, plan.clone()));
                 self.peer = Some(peer);
                 return Ok(Step::Continue);
             }

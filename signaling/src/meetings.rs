@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use cau_sfu::{Command, MediaKind, PeerEvent, PeerId, RoomId, SfuHandle, Subscriptions};
+use cau_sfu::{Command, MediaKind, OfferSdp, PeerEvent, PeerId, RoomId, SfuHandle, Subscriptions};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -239,7 +239,7 @@ impl Meetings {
         meeting_id: &str,
         peer: PeerId,
         room: RoomId,
-        offer_sdp: String,
+        offer: OfferSdp,
         screen_mid: Option<String>,
     ) -> UnboundedReceiver<PeerEvent> {
         let mut inner = self.lock();
@@ -260,7 +260,7 @@ impl Meetings {
         let events = self.sfu.add_peer(
             peer,
             room,
-            offer_sdp,
+            offer,
             audio_allowed,
             Subscriptions::Only(subscriptions),
             screen_mid,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use cau_sfu::{Command, GoneReason, PeerEvent, PeerId, RoomId, SfuError};
+use cau_sfu::{AnswerSdp, Command, GoneReason, OfferSdp, PeerEvent, PeerId, RoomId, SfuError};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::{Instant, interval_at, sleep_until};
 
@@ -415,18 +415,21 @@ impl Session {
                     ))
                 } else {
                     self.offered = true;
+                    // Parsed here, on this connection's task, not on the media thread
+                    // every room shares (and not under the meetings' lock).
+                    let offer = OfferSdp::parse(&sdp);
                     let events = match &self.seat {
                         Some(seat) => self.state.meetings.add_to_sfu(
                             &seat.admission.meeting_id,
                             joined.peer,
                             joined.room_id,
-                            sdp,
+                            offer,
                             screen_mid,
                         ),
                         None => self.state.sfu.add_peer(
                             joined.peer,
                             joined.room_id,
-                            sdp,
+                            offer,
                             true,
                             cau_sfu::Subscriptions::All,
                             screen_mid,
@@ -441,9 +444,12 @@ impl Session {
                 "there is no server offer to answer before your own offer",
             )),
             (Some(joined), ClientMessage::Answer { sdp }) => {
+                // Parsed here, on this connection's task: an answer grows with the
+                // room and cannot be capped like an offer, and the media thread is
+                // every room's.
                 self.state.sfu.command(Command::Answer {
                     peer: joined.peer,
-                    sdp,
+                    answer: AnswerSdp::parse(&sdp),
                 });
                 Ok(())
             }

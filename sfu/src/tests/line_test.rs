@@ -17,8 +17,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::{
-    BULK_LABEL, CONTROL_LABEL, Command, LineTestPlan, LineTestReport, PROBE_LABEL, PeerEvent,
-    PeerId, Sfu, SfuConfig,
+    BULK_LABEL, CONTROL_LABEL, Command, LineTestPlan, LineTestReport, OfferSdp, PROBE_LABEL,
+    PeerEvent, PeerId, Sfu, SfuConfig,
 };
 
 const SERVER: &str = "10.0.0.1:5000";
@@ -143,7 +143,7 @@ impl Line {
         line.sfu.handle_command(
             Command::AddLineTest {
                 peer: PeerId(1),
-                offer_sdp: offer.to_sdp_string(),
+                offer: OfferSdp::parse(&offer.to_sdp_string()),
                 plan: plan(),
             },
             now,
