@@ -28,7 +28,7 @@ use crate::model::{AttendanceRecord, Millis, Role};
 use crate::protocol::{
     AttendanceState, ErrorCode, MeetingSite, MeetingState, ProtocolError, ServerMessage,
 };
-use crate::session::Outbound;
+use crate::session::{Outbound, wire_text};
 
 /// Who a join token admits, with what the session and the meeting need to know.
 #[derive(Debug, Clone)]
@@ -336,9 +336,11 @@ impl Meetings {
                 }
                 Output::StateChanged => changed = true,
                 Output::ActiveSpeaker { site } => {
-                    let message = ServerMessage::ActiveSpeaker { site };
+                    let Some(text) = wire_text(&ServerMessage::ActiveSpeaker { site }) else {
+                        continue;
+                    };
                     for link in running.links.values().filter(|l| l.admitted) {
-                        let _ = link.outbox.send(Outbound::Message(message.clone()));
+                        let _ = link.outbox.send(Outbound::Text(text.clone()));
                     }
                 }
             }
@@ -382,16 +384,25 @@ impl Running {
     /// Sends the meeting's state to every admitted site: with the sites' line tests to
     /// the chair and observers, without to the others (only if `everyone`).
     fn show_state(&self, snapshot: &Snapshot, everyone: bool) {
-        let overseen = ServerMessage::MeetingState(state_message(snapshot, &self.line_tests));
-        let plain =
-            everyone.then(|| ServerMessage::MeetingState(state_message(snapshot, &HashMap::new())));
+        let overseen = wire_text(&ServerMessage::MeetingState(state_message(
+            snapshot,
+            &self.line_tests,
+        )));
+        let plain = everyone
+            .then(|| {
+                wire_text(&ServerMessage::MeetingState(state_message(
+                    snapshot,
+                    &HashMap::new(),
+                )))
+            })
+            .flatten();
         for link in self.links.values().filter(|l| l.admitted) {
-            let message = match (&plain, link.oversees) {
-                (_, true) => &overseen,
-                (Some(plain), false) => plain,
-                (None, false) => continue,
+            let text = match (&plain, &overseen, link.oversees) {
+                (_, Some(overseen), true) => overseen,
+                (Some(plain), _, false) => plain,
+                _ => continue,
             };
-            let _ = link.outbox.send(Outbound::Message(message.clone()));
+            let _ = link.outbox.send(Outbound::Text(text.clone()));
         }
     }
 

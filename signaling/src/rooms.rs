@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::protocol::{
     DisplayName, ErrorCode, Kind, Participant, ProtocolError, RoomName, ServerMessage,
 };
-use crate::session::Outbound;
+use crate::session::{Outbound, wire_text};
 
 /// A media room: an ad-hoc room named by its participants, or a scheduled meeting's.
 /// The two never mix, whatever name an ad-hoc participant types.
@@ -133,8 +133,10 @@ impl Rooms {
             participant: member.describe(),
         };
         let others = entry.members.iter().map(Member::describe).collect();
-        for other in &entry.members {
-            let _ = other.outbox.send(Outbound::Message(joined.clone()));
+        if let Some(text) = wire_text(&joined) {
+            for other in &entry.members {
+                let _ = other.outbox.send(Outbound::Text(text.clone()));
+            }
         }
         entry.members.push(member);
         let id = entry.id;
@@ -167,9 +169,10 @@ impl Rooms {
             participant_id: peer.to_string(),
             reason,
         });
+        let news: Vec<_> = news.iter().filter_map(wire_text).collect();
         for other in &entry.members {
-            for message in &news {
-                let _ = other.outbox.send(Outbound::Message(message.clone()));
+            for text in &news {
+                let _ = other.outbox.send(Outbound::Text(text.clone()));
             }
         }
         if entry.members.is_empty() {
@@ -184,8 +187,11 @@ impl Rooms {
         let Some(entry) = inner.rooms.get(room) else {
             return;
         };
+        let Some(text) = wire_text(&message) else {
+            return;
+        };
         for other in entry.members.iter().filter(|m| m.peer != from) {
-            let _ = other.outbox.send(Outbound::Message(message.clone()));
+            let _ = other.outbox.send(Outbound::Text(text.clone()));
         }
     }
 
