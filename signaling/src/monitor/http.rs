@@ -219,6 +219,7 @@ fn internal(error: sqlx::Error) -> ApiError {
 /// first message carries it, `{"type":"auth","token":"..."}`.
 async fn live(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
     ws.max_message_size(MAX_DASHBOARD_FRAME)
+        .read_buffer_size(crate::http::SOCKET_READ_BUFFER)
         .on_upgrade(move |socket| serve_dashboard(socket, state))
 }
 
