@@ -334,6 +334,9 @@ pub struct Report {
     pub late_publisher_ticks: u64,
     /// CPU of this load generator (every simulated site) over the window, in cores.
     pub load_generator_cores: f64,
+    /// Failures in the clients' background (offers not answered, server errors,
+    /// broken sockets) from joining to the window's end, over every site.
+    pub client_failures: usize,
     /// The server's resident set and open file descriptors when the window opened and
     /// when it closed: their drift over a long window (a soak) shows a leak.
     pub rss_kib_window: (u64, u64),
@@ -584,6 +587,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .flatten()
         .map(|client| client.publish_layers_messages())
         .collect();
+    let client_failures = run
+        .clients
+        .iter()
+        .flatten()
+        .map(|client| client.failures())
+        .sum();
     let publish_layers_messages = (
         per_publisher.iter().sum(),
         per_publisher.iter().copied().max().unwrap_or(0),
@@ -610,6 +619,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .map(|c| c.late_ticks.load(std::sync::atomic::Ordering::Relaxed))
             .sum(),
         load_generator_cores: round3(load_generator_cores),
+        client_failures,
         rss_kib_window: (rss_start, rss_end),
         open_fds_window: (fds_start, fds_end),
         udp_drops,
@@ -672,8 +682,11 @@ fn print_summary(report: &Report, video_pps: f64) {
         report.added_latency_p50_ms, report.added_latency_p99_ms
     );
     println!(
-        "  joining all sites {:.1} s; late publisher ticks {}; load generator {:.2} cores",
-        report.join_all_s, report.late_publisher_ticks, report.load_generator_cores
+        "  joining all sites {:.1} s; late publisher ticks {}; load generator {:.2} cores; client failures {}",
+        report.join_all_s,
+        report.late_publisher_ticks,
+        report.load_generator_cores,
+        report.client_failures
     );
     println!(
         "  UDP drops         {} receive-buffer overflows, {} send-buffer errors in this network namespace over the window",

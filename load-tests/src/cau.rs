@@ -138,6 +138,15 @@ impl SiteClient {
         }
     }
 
+    /// What went wrong in the client's background so far (an offer it could not
+    /// answer, an error from the server, a broken socket); a healthy client has none.
+    pub fn failures(&self) -> usize {
+        match self {
+            SiteClient::WebrtcRs(client) => client.failures().len(),
+            SiteClient::Light(client) => client.failures(),
+        }
+    }
+
     /// Closes everything without `leave`.
     pub async fn drop_abruptly(self) {
         match self {
