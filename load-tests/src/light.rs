@@ -9,9 +9,9 @@
 //! and trickled, the answer; then it answers every server offer, reports the sizes it
 //! shows each video at (`video_sizes`) and obeys `publish_layers`.
 //!
-//! Each client is one tokio task that owns its `Rtc`, its UDP socket and its WebSocket's
-//! reading half, and drains the `Rtc` after every input (a batch of datagrams, the packets
-//! its publisher queued, a signaling message, a timeout). Publishers hand it payloads over
+//! Each client is one tokio task that owns its `Rtc` and its UDP socket and drains the
+//! `Rtc` after every input (a batch of datagrams, the packets its publisher queued, a
+//! signaling message, a timeout); two small tasks read and write its WebSocket. Publishers hand it payloads over
 //! a channel, already stamped: the channel is the client's RTP stack's entrance, as
 //! webrtc-rs's `write_rtp` queues for its own driver task. What arrives goes straight to
 //! the site's [`Receiver`], the tally the webrtc-rs clients feed through their sink.
@@ -191,7 +191,11 @@ impl LightClient {
             connected: Some(connected_tx),
             next_timeout: now,
         };
-        tasks.push(tokio::spawn(driver.run(stream, media_rx)));
+        // The WebSocket is read in a task of its own: polling it costs a clear of its
+        // read buffer each time (tungstenite), and the driver wakes for every datagram.
+        let (signaling, signaling_rx) = mpsc::unbounded_channel();
+        tasks.push(tokio::spawn(read_socket(stream, signaling)));
+        tasks.push(tokio::spawn(driver.run(signaling_rx, media_rx)));
         let client = LightClient {
             media,
             outgoing,
@@ -499,7 +503,7 @@ struct Driver {
 impl Driver {
     async fn run(
         mut self,
-        mut stream: SplitStream<Socket>,
+        mut signaling: mpsc::UnboundedReceiver<String>,
         mut media: mpsc::UnboundedReceiver<ToDriver>,
     ) {
         let mut buffer = vec![0u8; 2048];
@@ -519,19 +523,15 @@ impl Driver {
                     // The client was dropped.
                     None => return,
                 },
-                frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => {
+                text = signaling.recv() => match text {
+                    Some(text) => {
                         if let Err(error) = self.on_message(&text) {
                             self.fail(format!("{error:#}"));
                         }
                         Ok(())
                     }
-                    Some(Ok(Message::Close(_))) | None => {
-                        tracing::debug!("the server closed a light client's WebSocket");
-                        return;
-                    }
-                    Some(Ok(_)) => Ok(()),
-                    Some(Err(error)) => Err(anyhow!("reading the WebSocket: {error}")),
+                    // The server closed the WebSocket, or it broke: the session is over.
+                    None => return,
                 },
                 () = timeout => self.on_input(Input::Timeout(Instant::now())),
             };
@@ -882,6 +882,26 @@ async fn next_message_of_type(
     tokio::time::timeout(STEP_TIMEOUT, read)
         .await
         .with_context(|| format!("no `{wanted}` within {STEP_TIMEOUT:?}"))?
+}
+
+/// Hands every text frame to the driver until the socket closes or breaks (then the
+/// channel closes, which ends the driver).
+async fn read_socket(mut stream: SplitStream<Socket>, signaling: mpsc::UnboundedSender<String>) {
+    while let Some(frame) = stream.next().await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                if signaling.send(text.as_str().to_owned()).is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "a light client's WebSocket broke");
+                break;
+            }
+        }
+    }
 }
 
 /// The socket's one writer: queued messages in order, and a ping every
