@@ -51,9 +51,11 @@ run_tests() {
   cargo test --workspace --locked --offline --lib --bins "$@" || return
   RUST_TEST_THREADS=1 cargo test --workspace --locked --offline --test scenarios "$@" || return
   # The load-test tool keeps working: a 10-site all-hands meeting in simulcast for 10 s
-  # (about 25 s).
+  # (about 25 s), on the webrtc-rs clients, then on the light clients (about 20 s).
   # No performance assertion; it fails only if media does not flow (docs/benchmarks.md).
-  ./target/debug/cau-load all-hands --communes 8 --seconds 10 --baseline-pairs 1 --layers 3
+  ./target/debug/cau-load all-hands --communes 8 --seconds 10 --baseline-pairs 1 --layers 3 || return
+  ./target/debug/cau-load all-hands --communes 8 --seconds 10 --baseline-pairs 1 --layers 3 \
+    --client light
 }
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
   # A fresh network namespace: loopback only, nothing reaches any other host.

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cau_tests::client::{MediaKind, TestClient};
+use cau_tests::client::MediaKind;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use crate::cau::{ClientKind, SiteClient};
 use crate::figures::{Delivery, ServerCost, delivery, round3};
 use crate::media::{LayerCounters, MediaPlan, Receiver, SendCounters, Window, publish};
 use crate::scenario::{Expectation, Role, Scenario};
@@ -27,6 +28,8 @@ pub struct Options {
     /// Direct-path baseline pairs sending beside the meeting.
     pub baseline_pairs: usize,
     pub json: Option<std::path::PathBuf>,
+    /// The stack simulating the sites.
+    pub client: ClientKind,
 }
 
 /// A scenario joined to a Cầu server, its publishers sending.
@@ -35,18 +38,22 @@ pub struct CauRun {
     pub window: Arc<Window>,
     pub receivers: Vec<Arc<Receiver>>,
     pub counters: Vec<Arc<SendCounters>>,
+    /// The stack the sites join on.
+    pub client: ClientKind,
     /// Each site's client once joined, by index in the scenario.
-    pub clients: Vec<Option<Arc<TestClient>>>,
+    pub clients: Vec<Option<Arc<SiteClient>>>,
     /// When each site started joining and when its `join` returned, by `now_ns`.
     pub join_started_ns: Vec<u64>,
     pub publishers: Vec<JoinHandle<()>>,
 }
 
 impl CauRun {
-    pub fn new(scenario: Scenario) -> CauRun {
+    /// The scenario's sites, to join on `client`'s stack.
+    pub fn new(scenario: Scenario, client: ClientKind) -> CauRun {
         let window = Arc::new(Window::default());
         let sites = scenario.sites.len();
         CauRun {
+            client,
             receivers: (0..sites).map(|_| Receiver::new(window.clone())).collect(),
             counters: (0..sites).map(|_| Arc::default()).collect(),
             clients: (0..sites).map(|_| None).collect(),
@@ -81,7 +88,8 @@ impl CauRun {
                 let (ws, token) = (ws_url.to_owned(), tokens[i].clone());
                 let (site, receiver) = (self.scenario.sites[i].clone(), self.receivers[i].clone());
                 let video = cau::VideoSetup::of(&self.scenario, i, plan);
-                async move { cau::join(&ws, &token, &site, &receiver, video).await }
+                let kind = self.client;
+                async move { cau::join(&ws, &token, &site, &receiver, video, kind).await }
             });
             let started = crate::media::now_ns();
             let joined = futures_util::future::join_all(joins).await;
@@ -102,13 +110,13 @@ impl CauRun {
     }
 
     /// The chair's client, once joined.
-    pub fn chair_client(&self) -> anyhow::Result<&TestClient> {
+    pub fn chair_client(&self) -> anyhow::Result<&SiteClient> {
         let chair = self.scenario.chair().context("no chair")?;
         self.client_of(chair)
     }
 
     /// Site `index`'s client, once joined.
-    pub fn client_of(&self, index: usize) -> anyhow::Result<&TestClient> {
+    pub fn client_of(&self, index: usize) -> anyhow::Result<&SiteClient> {
         self.clients
             .get(index)
             .and_then(Option::as_deref)
@@ -119,7 +127,7 @@ impl CauRun {
     pub fn start_publishing(
         &mut self,
         index: usize,
-        client: Arc<TestClient>,
+        client: Arc<SiteClient>,
         plan: &MediaPlan,
         until: Instant,
     ) {
@@ -303,6 +311,8 @@ impl Baseline {
 pub struct Report {
     pub benchmark: &'static str,
     pub date: String,
+    /// The stack that simulated the sites: `webrtc-rs` or `light`.
+    pub client: &'static str,
     pub sites: usize,
     pub layers: Vec<&'static str>,
     pub video_down_tracks: usize,
@@ -324,6 +334,9 @@ pub struct Report {
     pub late_publisher_ticks: u64,
     /// CPU of this load generator (every simulated site) over the window, in cores.
     pub load_generator_cores: f64,
+    /// Failures in the clients' background (offers not answered, server errors,
+    /// broken sockets) from joining to the window's end, over every site.
+    pub client_failures: usize,
     /// The server's resident set and open file descriptors when the window opened and
     /// when it closed: their drift over a long window (a soak) shows a leak.
     pub rss_kib_window: (u64, u64),
@@ -487,7 +500,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         rss_idle
     );
     let tokens = cau::schedule(server.http_addr, &scenario).await?;
-    let mut run = CauRun::new(scenario);
+    let mut run = CauRun::new(scenario, options.client);
     // Publishers send until the window is over, with room for joining and warming up.
     let until = Instant::now() + Duration::from_secs(options.seconds + 240);
     let join_all_s = run
@@ -572,8 +585,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .clients
         .iter()
         .flatten()
-        .map(|client| client.messages_of_type("publish_layers").len())
+        .map(|client| client.publish_layers_messages())
         .collect();
+    let client_failures = run
+        .clients
+        .iter()
+        .flatten()
+        .map(|client| client.failures())
+        .sum();
     let publish_layers_messages = (
         per_publisher.iter().sum(),
         per_publisher.iter().copied().max().unwrap_or(0),
@@ -581,6 +600,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let report = Report {
         benchmark: "all-hands",
         date: today(),
+        client: options.client.name(),
         sites,
         layers: options.plan.video.iter().map(|l| l.name).collect(),
         video_down_tracks: run.scenario.down_tracks(MediaKind::Video),
@@ -599,6 +619,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .map(|c| c.late_ticks.load(std::sync::atomic::Ordering::Relaxed))
             .sum(),
         load_generator_cores: round3(load_generator_cores),
+        client_failures,
         rss_kib_window: (rss_start, rss_end),
         open_fds_window: (fds_start, fds_end),
         udp_drops,
@@ -621,8 +642,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 fn print_summary(report: &Report, video_pps: f64) {
     let s = &report.server;
     println!(
-        "all-hands, {} sites, video layer(s) {:?}, {} video + {} audio down-tracks, {:.0} s window",
-        report.sites, report.layers, report.video_down_tracks, report.audio_down_tracks, s.window_s
+        "all-hands, {} sites on {} clients, video layer(s) {:?}, {} video + {} audio down-tracks, {:.0} s window",
+        report.sites,
+        report.client,
+        report.layers,
+        report.video_down_tracks,
+        report.audio_down_tracks,
+        s.window_s
     );
     println!(
         "  server CPU        {:.2} s = {:.2} cores; {:.0} packets forwarded/s",
@@ -656,8 +682,11 @@ fn print_summary(report: &Report, video_pps: f64) {
         report.added_latency_p50_ms, report.added_latency_p99_ms
     );
     println!(
-        "  joining all sites {:.1} s; late publisher ticks {}; load generator {:.2} cores",
-        report.join_all_s, report.late_publisher_ticks, report.load_generator_cores
+        "  joining all sites {:.1} s; late publisher ticks {}; load generator {:.2} cores; client failures {}",
+        report.join_all_s,
+        report.late_publisher_ticks,
+        report.load_generator_cores,
+        report.client_failures
     );
     println!(
         "  UDP drops         {} receive-buffer overflows, {} send-buffer errors in this network namespace over the window",

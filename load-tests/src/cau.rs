@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cau_tests::api::{link_for, now_millis, request, token_in};
-use cau_tests::client::{ClientConfig, TestClient, VideoSizer};
+use cau_tests::client::{ClientConfig, LayerSend, TestClient, VideoSizer};
 use serde_json::json;
 
-use crate::media::{MediaPlan, Receiver};
+use crate::light::{LightClient, LightConfig};
+use crate::media::{MediaOutput, MediaPlan, Receiver};
 use crate::scenario::{DirectoryEntry, Role, Scenario, Site, parse_directory};
 
 /// The server's site directory.
@@ -94,26 +95,131 @@ impl VideoSetup {
     }
 }
 
-/// Joins one site with its token; what it receives goes to `receiver`.
+/// Which client stack simulates the sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// `TestClient`, on webrtc-rs: a second implementation beside the server's str0m.
+    #[default]
+    WebrtcRs,
+    /// `LightClient`, on str0m's sans-IO core: far less CPU per site.
+    Light,
+}
+
+impl ClientKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::WebrtcRs => "webrtc-rs",
+            ClientKind::Light => "light",
+        }
+    }
+}
+
+/// A joined site, on either client stack.
+pub enum SiteClient {
+    WebrtcRs(TestClient),
+    Light(LightClient),
+}
+
+impl SiteClient {
+    /// Sends a text frame as it is (the chair's moves).
+    pub async fn send_raw(&self, text: &str) -> anyhow::Result<()> {
+        match self {
+            SiteClient::WebrtcRs(client) => client.send_raw(text).await,
+            SiteClient::Light(client) => client.send_raw(text),
+        }
+    }
+
+    /// `publish_layers` messages received since joining.
+    pub fn publish_layers_messages(&self) -> usize {
+        match self {
+            SiteClient::WebrtcRs(client) => client.messages_of_type("publish_layers").len(),
+            SiteClient::Light(client) => client.publish_layers_messages(),
+        }
+    }
+
+    /// What went wrong in the client's background so far (an offer it could not
+    /// answer, an error from the server, a broken socket); a healthy client has none.
+    pub fn failures(&self) -> usize {
+        match self {
+            SiteClient::WebrtcRs(client) => client.failures().len(),
+            SiteClient::Light(client) => client.failures(),
+        }
+    }
+
+    /// Closes everything without `leave`.
+    pub async fn drop_abruptly(self) {
+        match self {
+            SiteClient::WebrtcRs(client) => client.drop_abruptly().await,
+            SiteClient::Light(client) => client.stop(),
+        }
+    }
+}
+
+impl MediaOutput for SiteClient {
+    async fn send_audio(&self, payload: &[u8]) -> anyhow::Result<()> {
+        match self {
+            SiteClient::WebrtcRs(client) => client.send_audio(payload).await,
+            SiteClient::Light(client) => client.send_audio(payload).await,
+        }
+    }
+
+    async fn send_video(
+        &self,
+        layer: u8,
+        payload: &[u8],
+        marker: bool,
+    ) -> anyhow::Result<LayerSend> {
+        match self {
+            SiteClient::WebrtcRs(client) => {
+                MediaOutput::send_video(client, layer, payload, marker).await
+            }
+            SiteClient::Light(client) => client.send_video(layer, payload, marker).await,
+        }
+    }
+
+    fn layer_active(&self, layer: u8) -> bool {
+        match self {
+            SiteClient::WebrtcRs(client) => MediaOutput::layer_active(client, layer),
+            SiteClient::Light(client) => client.layer_active(layer),
+        }
+    }
+}
+
+/// Joins one site with its token on `kind`'s stack; what it receives goes to `receiver`.
 pub async fn join(
     ws_url: &str,
     token: &str,
     site: &Site,
     receiver: &Arc<Receiver>,
     video: VideoSetup,
-) -> anyhow::Result<TestClient> {
+    kind: ClientKind,
+) -> anyhow::Result<SiteClient> {
+    if kind == ClientKind::Light {
+        let client = LightClient::join(LightConfig {
+            ws_url: ws_url.to_owned(),
+            token: token.to_owned(),
+            publish_audio: site.audio,
+            publish_video: site.video,
+            simulcast: video.simulcast,
+            video_sizes: Some(video.sizes),
+            receiver: receiver.clone(),
+        })
+        .await?;
+        return Ok(SiteClient::Light(client));
+    }
     let mut config = ClientConfig::with_token(ws_url, token);
     config.publish_audio = site.audio;
     config.publish_video = site.video;
     config.packet_sink = Some(receiver.sink());
     config.simulcast = video.simulcast;
     config.video_sizes = Some(video.sizes);
-    TestClient::join(config).await
+    Ok(SiteClient::WebrtcRs(TestClient::join(config).await?))
 }
 
 /// The chair's moves once everyone is in: the floor to the scenario's floor holder, and
 /// the layout.
-pub async fn chair_arranges(chair: &TestClient, scenario: &Scenario) -> anyhow::Result<()> {
+pub async fn chair_arranges(chair: &SiteClient, scenario: &Scenario) -> anyhow::Result<()> {
     if let Some(floor) = scenario.floor {
         let site = &scenario.sites[floor].code;
         chair

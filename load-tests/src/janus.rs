@@ -43,6 +43,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::all_hands::{Baseline, CauRun, print_delivery, today, write_json};
+use crate::cau::ClientKind;
 use crate::direct::{Handler, Track};
 use crate::figures::{Delivery, round3};
 use crate::floor::{FloorConfig, FloorFigures};
@@ -384,7 +385,7 @@ async fn cau_round(options: &Options, round: usize) -> anyhow::Result<RoundFigur
     let scenario = Scenario::all_hands(&directory, options.communes)?;
     let tokens = cau::schedule(server.http_addr, &scenario).await?;
     let until = Instant::now() + Duration::from_secs(options.seconds + 240);
-    let mut run = CauRun::new(scenario);
+    let mut run = CauRun::new(scenario, ClientKind::WebrtcRs);
     run.join_in_batches(&server.ws_url, &tokens, &options.plan, until, JOIN_BATCH)
         .await?;
     cau::chair_arranges(run.chair_client()?, &run.scenario).await?;
@@ -512,7 +513,7 @@ async fn janus_round(
     let scenario = scenario.clone();
     let sites = scenario.sites.len();
     let until = Instant::now() + Duration::from_secs(options.seconds + 240);
-    let mut run = CauRun::new(scenario);
+    let mut run = CauRun::new(scenario, ClientKind::WebrtcRs);
     let url = format!("ws://{JANUS_IP}:{JANUS_WS_PORT}");
 
     // A room of our own: the demo room 1234 takes only six publishers.

@@ -26,12 +26,16 @@ pub struct Options {
     pub seconds: u64,
     pub plan: MediaPlan,
     pub json: Option<std::path::PathBuf>,
+    /// The stack simulating the sites.
+    pub client: crate::cau::ClientKind,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub benchmark: &'static str,
     pub date: String,
+    /// The stack that simulated the sites: `webrtc-rs` or `light`.
+    pub client: &'static str,
     pub sites: usize,
     pub spread_s: f64,
     /// Socket open to first media packet received, over the sites that received any.
@@ -54,7 +58,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let scenario = Scenario::all_hands(&directory, options.communes)?;
     let sites = scenario.sites.len();
     let tokens = cau::schedule(server.http_addr, &scenario).await?;
-    let mut run = CauRun::new(scenario);
+    let mut run = CauRun::new(scenario, options.client);
     let chair = run.scenario.chair().unwrap_or(0);
     let until = Instant::now() + options.deadline + Duration::from_secs(options.seconds + 30);
     eprintln!(
@@ -80,10 +84,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         );
         let is_chair = index == chair;
         let video = cau::VideoSetup::of(&run.scenario, index, &options.plan);
+        let kind = run.client;
         joins.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             let started = now_ns();
-            let client = cau::join(&ws, &token, &site, &receiver, video).await;
+            let client = cau::join(&ws, &token, &site, &receiver, video, kind).await;
             if let Ok(client) = &client
                 && is_chair
             {
@@ -169,6 +174,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let report = Report {
         benchmark: "join-storm",
         date: today(),
+        client: options.client.name(),
         sites,
         spread_s: round3(options.spread.as_secs_f64()),
         sites_with_media: first_media_ms.len(),
@@ -182,8 +188,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     run.finish().await;
     server.stop().await?;
     println!(
-        "join-storm, {sites} sites starting their joins within {:.1} s",
-        report.spread_s
+        "join-storm, {sites} sites on {} clients starting their joins within {:.1} s",
+        report.client, report.spread_s
     );
     let p = &report.join_to_first_media;
     println!(

@@ -12,6 +12,7 @@
 //! - `cau`: a scenario on a Cầu server (REST scheduling, join links, the chair's moves);
 //! - `server`: the server in a process of its own (`cau-load serve`), read from /proc;
 //! - `direct`: the direct-path baseline (two webrtc-rs peers, no server between);
+//! - `light`: the light client, a site on str0m's sans-IO core (`--client light`);
 //! - `all_hands`, `ramp`, `join_storm`: the scenarios; `legacy`: the first benchmarks.
 
 mod all_hands;
@@ -23,6 +24,7 @@ mod floor;
 mod janus;
 mod join_storm;
 mod legacy;
+mod light;
 mod media;
 mod ramp;
 mod scenario;
@@ -59,6 +61,10 @@ enum Benchmark {
         #[arg(long, default_value_t = 2)]
         baseline_pairs: usize,
         /// Where to write the figures as JSON.
+        /// The client stack simulating the sites: webrtc-rs (`TestClient`, the default) or
+        /// light (str0m's sans-IO core, far less CPU per site).
+        #[arg(long, value_enum, default_value_t = cau::ClientKind::WebrtcRs)]
+        client: cau::ClientKind,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -83,6 +89,10 @@ enum Benchmark {
         p99_limit_ms: f64,
         #[arg(long, default_value_t = 1)]
         layers: u8,
+        /// The client stack simulating the sites: webrtc-rs (`TestClient`, the default) or
+        /// light (str0m's sans-IO core, far less CPU per site).
+        #[arg(long, value_enum, default_value_t = cau::ClientKind::WebrtcRs)]
+        client: cau::ClientKind,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -101,6 +111,10 @@ enum Benchmark {
         seconds: u64,
         #[arg(long, default_value_t = 1)]
         layers: u8,
+        /// The client stack simulating the sites: webrtc-rs (`TestClient`, the default) or
+        /// light (str0m's sans-IO core, far less CPU per site).
+        #[arg(long, value_enum, default_value_t = cau::ClientKind::WebrtcRs)]
+        client: cau::ClientKind,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -201,6 +215,7 @@ fn main() -> anyhow::Result<()> {
                 layers,
                 baseline_pairs,
                 json,
+                client,
             } => {
                 all_hands::run(all_hands::Options {
                     communes,
@@ -208,6 +223,7 @@ fn main() -> anyhow::Result<()> {
                     plan: media::MediaPlan::new(media::layers(layers)?),
                     baseline_pairs,
                     json,
+                    client,
                 })
                 .await
             }
@@ -220,6 +236,7 @@ fn main() -> anyhow::Result<()> {
                 p99_limit_ms,
                 layers,
                 json,
+                client,
             } => {
                 ramp::run(ramp::Options {
                     shown,
@@ -230,6 +247,7 @@ fn main() -> anyhow::Result<()> {
                     p99_limit_ms,
                     plan: media::MediaPlan::new(media::layers(layers)?),
                     json,
+                    client,
                 })
                 .await
             }
@@ -240,6 +258,7 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 layers,
                 json,
+                client,
             } => {
                 join_storm::run(join_storm::Options {
                     communes,
@@ -248,6 +267,7 @@ fn main() -> anyhow::Result<()> {
                     seconds,
                     plan: media::MediaPlan::new(media::layers(layers)?),
                     json,
+                    client,
                 })
                 .await
             }

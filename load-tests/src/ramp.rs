@@ -35,6 +35,8 @@ pub struct Options {
     pub p99_limit_ms: f64,
     pub plan: MediaPlan,
     pub json: Option<std::path::PathBuf>,
+    /// The stack simulating the sites.
+    pub client: crate::cau::ClientKind,
 }
 
 /// The figures of one step.
@@ -58,6 +60,8 @@ pub struct Step {
 pub struct Report {
     pub benchmark: &'static str,
     pub date: String,
+    /// The stack that simulated the sites: `webrtc-rs` or `light`.
+    pub client: &'static str,
     pub shown: usize,
     pub loss_limit_percent: f64,
     pub p99_limit_ms: f64,
@@ -123,7 +127,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (shown, subscribers) = codes.split_at(options.shown);
     let scenario = Scenario::ramp(&chair, shown, &subscribers[..options.max_subscribers]);
     let tokens = cau::schedule(server.http_addr, &scenario).await?;
-    let mut run = CauRun::new(scenario);
+    let mut run = CauRun::new(scenario, options.client);
     let until = Instant::now() + Duration::from_secs(3600);
     eprintln!(
         "ramp: the chair and {} shown communes publish; {} subscribers more per step, {} s per step, until loss > {}% or p99 > {} ms; server pid {}",
@@ -261,6 +265,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let report = Report {
         benchmark: "ramp",
         date: today(),
+        client: options.client.name(),
         shown: options.shown,
         loss_limit_percent: options.loss_limit_percent,
         p99_limit_ms: options.p99_limit_ms,
@@ -272,7 +277,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     run.finish().await;
     server.stop().await?;
     println!(
-        "ramp: chair + {} shown communes publishing, subscribers receiving {} video streams each",
+        "ramp on {} clients: chair + {} shown communes publishing, subscribers receiving {} video streams each",
+        report.client,
         report.shown,
         report.shown + 1
     );
@@ -321,7 +327,8 @@ async fn join_range(
             let (ws, token) = (server.ws_url.clone(), tokens[i].clone());
             let (site, receiver) = (run.scenario.sites[i].clone(), run.receivers[i].clone());
             let video = cau::VideoSetup::of(&run.scenario, i, plan);
-            async move { cau::join(&ws, &token, &site, &receiver, video).await }
+            let kind = run.client;
+            async move { cau::join(&ws, &token, &site, &receiver, video, kind).await }
         });
         let joined = futures_util::future::join_all(joins).await;
         for (&i, client) in group.iter().zip(joined) {
