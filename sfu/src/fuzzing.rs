@@ -402,7 +402,11 @@ impl ConnectedPair {
     }
 }
 
-/// An offer from a str0m client that publishes audio and video, made once.
+/// An offer from a str0m client that publishes audio only, made once, for the peer a
+/// [`candidate`] is trickled to. What the core does with a candidate does not depend on
+/// the peer's media, and every candidate input parses this offer for its fresh core:
+/// with video too it is 5,220 bytes instead of 1,209, and a candidate input cost twice
+/// as much (`docs/fuzzing.md`).
 struct ClientOffer {
     sdp: String,
 }
@@ -413,7 +417,6 @@ fn client_offer() -> &'static ClientOffer {
         let mut client = new_client(Instant::now());
         let mut change = client.sdp_api();
         change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
-        change.add_media(StrKind::Video, Direction::SendOnly, None, None, None);
         let (offer, _pending): (SdpOffer, SdpPendingOffer) = change.apply().expect("an offer");
         ClientOffer {
             sdp: offer.to_sdp_string(),
