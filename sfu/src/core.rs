@@ -1050,11 +1050,7 @@ impl Sfu {
             if stand_in {
                 // Only a stand-in that arrives now: one that does not would answer
                 // after the target anyway.
-                let arriving = source
-                    .and_then(|track| track.layers.get(layer))
-                    .and_then(|layer| layer.last_packet)
-                    .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE);
-                if arriving {
+                if self.layer_arrives(key, layer, now) {
                     self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
                 }
                 continue;
@@ -1566,17 +1562,24 @@ impl Sfu {
                 {
                     peer.connected = true;
                     self.events.push_back((id, PeerEvent::Connected));
-                    // What it receives can start now: each video needs a keyframe.
-                    let waiting: Vec<(TrackKey, usize)> = peer
-                        .tracks_out
-                        .iter()
-                        .filter_map(|(key, track)| {
-                            let layer = track.switch.target()?;
-                            track.switch.awaits_keyframe().then_some((*key, layer))
-                        })
-                        .collect();
-                    for (key, layer) in waiting {
-                        self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+                    // What it receives can start now: each video needs a keyframe, of
+                    // its target or of a lower layer that arrives (a stand-in): the
+                    // target may be paused at its publisher until this subscriber's
+                    // wish reaches it.
+                    let mut waiting: Vec<(TrackKey, usize, bool)> = Vec::new();
+                    for (key, track) in &peer.tracks_out {
+                        let Some(layer) = track.switch.target() else {
+                            continue;
+                        };
+                        if track.switch.awaits_keyframe() {
+                            waiting.push((*key, layer, false));
+                            waiting.extend(track.switch.stand_ins().map(|l| (*key, l, true)));
+                        }
+                    }
+                    for (key, layer, stand_in) in waiting {
+                        if !stand_in || self.layer_arrives(key, layer, now) {
+                            self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+                        }
                     }
                 }
             }
@@ -1918,6 +1921,16 @@ impl Sfu {
         stream.request_keyframe(kind);
         self.stats.keyframe_requests_sent += 1;
         self.mark_dirty(key.peer);
+    }
+
+    /// Whether `layer` of the track `key` has sent a packet lately.
+    fn layer_arrives(&self, key: TrackKey, layer: usize, now: Instant) -> bool {
+        self.peers
+            .get(&key.peer)
+            .and_then(|publisher| publisher.tracks_in.get(&key.mid))
+            .and_then(|track| track.layers.get(layer))
+            .and_then(|layer| layer.last_packet)
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
     }
 
     fn release_deferred_keyframe_requests(&mut self, now: Instant) {

@@ -265,6 +265,13 @@ impl LayerSwitch {
             .fold(0, |bits, &layer| bits | 1 << layer);
     }
 
+    /// The layers that may start the picture now besides the target: the stand-ins,
+    /// while nothing is forwarded; none once something is.
+    pub fn stand_ins(&self) -> impl Iterator<Item = usize> + '_ {
+        let active = self.current.is_none() && self.target.is_some();
+        (0..32).filter(move |layer| active && self.stand_ins & (1 << layer) != 0)
+    }
+
     /// Whether the switch still waits for a keyframe of the target layer.
     pub fn awaits_keyframe(&self) -> bool {
         self.target.is_some() && self.target != self.current
@@ -620,10 +627,12 @@ mod tests {
         let mut switch = LayerSwitch::default();
         switch.set_target(Some(2));
         switch.set_stand_ins(&[0, 1]);
+        assert_eq!(switch.stand_ins().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(switch.packet(source(0, 100, 0, &inter), now), None);
         assert!(switch.packet(source(0, 101, 0, &keyframe()), now).is_some());
         assert_eq!(switch.current(), Some(0));
         assert!(switch.awaits_keyframe(), "the top layer is still wanted");
+        assert_eq!(switch.stand_ins().count(), 0, "a picture shows: no more stand-ins");
         assert!(switch.packet(source(0, 102, 0, &inter), now).is_some());
         // Once a picture shows, another stand-in's keyframe changes nothing...
         assert_eq!(switch.packet(source(1, 7, 0, &keyframe()), now), None);
