@@ -632,7 +632,11 @@ mod tests {
         assert!(switch.packet(source(0, 101, 0, &keyframe()), now).is_some());
         assert_eq!(switch.current(), Some(0));
         assert!(switch.awaits_keyframe(), "the top layer is still wanted");
-        assert_eq!(switch.stand_ins().count(), 0, "a picture shows: no more stand-ins");
+        assert_eq!(
+            switch.stand_ins().count(),
+            0,
+            "a picture shows: no more stand-ins"
+        );
         assert!(switch.packet(source(0, 102, 0, &inter), now).is_some());
         // Once a picture shows, another stand-in's keyframe changes nothing...
         assert_eq!(switch.packet(source(1, 7, 0, &keyframe()), now), None);
