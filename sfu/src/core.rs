@@ -1042,11 +1042,14 @@ impl Sfu {
             }
         }
         self.mark_dirty(id);
-        for (key, layer, stand_in) in keyframes {
-            let source = self
-                .peers
-                .get(&key.peer)
-                .and_then(|publisher| publisher.tracks_in.get(&key.mid));
+        self.ask_for_keyframes(keyframes, now);
+    }
+
+    /// Asks for the keyframes that start subscribers' pictures: `(track, layer,
+    /// stand_in)`, a target layer or a stand-in below it (see
+    /// [`LayerSwitch::set_stand_ins`]).
+    fn ask_for_keyframes(&mut self, requests: Vec<(TrackKey, usize, bool)>, now: Instant) {
+        for (key, layer, stand_in) in requests {
             if stand_in {
                 // Only a stand-in that arrives now: one that does not would answer
                 // after the target anyway.
@@ -1057,7 +1060,10 @@ impl Sfu {
             }
             // A layer paused at its publisher sends no keyframe until it is resumed:
             // tell the publisher now rather than at the next round.
-            let paused = source
+            let paused = self
+                .peers
+                .get(&key.peer)
+                .and_then(|publisher| publisher.tracks_in.get(&key.mid))
                 .and_then(|track| track.announced.as_ref())
                 .is_some_and(|announced| !announced.get(layer).copied().unwrap_or(true));
             if paused {
@@ -1576,11 +1582,7 @@ impl Sfu {
                             waiting.extend(track.switch.stand_ins().map(|l| (*key, l, true)));
                         }
                     }
-                    for (key, layer, stand_in) in waiting {
-                        if !stand_in || self.layer_arrives(key, layer, now) {
-                            self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
-                        }
-                    }
+                    self.ask_for_keyframes(waiting, now);
                 }
             }
             _ => {}
