@@ -29,6 +29,7 @@ use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use crate::line_probe::LineProbe;
 use crate::line_test::{self, LineTest};
 use crate::link::{Arrivals, LinkMeter};
 use crate::opus;
@@ -135,6 +136,8 @@ pub struct SfuStats {
     pub datagrams_malformed: u64,
     /// Datagrams from an unknown address that named no known peer.
     pub datagrams_unroutable: u64,
+    /// ICE checks of the line probe answered (`crate::line_probe`).
+    pub line_probes_answered: u64,
     /// ICE checks from a new address refused because their peer has introduced as many
     /// addresses as it may (`MAX_PEER_ADDRESSES`).
     pub addresses_refused: u64,
@@ -158,6 +161,8 @@ pub struct Sfu {
     pub(crate) by_address: HashMap<SocketAddr, PeerId>,
     /// Our ICE username fragment of each peer, to route a STUN request from a new address.
     by_ufrag: HashMap<String, PeerId>,
+    /// Answers the ICE checks of pages waiting for their line to come back.
+    line_probe: LineProbe,
     /// Peers touched by the current input that still need draining.
     dirty: Vec<PeerId>,
     /// Inside [`Sfu::handle_datagrams`]: peers touched by forwarding are drained once
@@ -244,6 +249,8 @@ enum Route {
     Full,
     /// Nowhere: from an unknown address, and no ICE check naming a peer.
     Nowhere,
+    /// An ICE check naming the line probe, answered without a peer.
+    LineProbe,
 }
 
 /// What signaling says of a new participant besides its offer.
@@ -415,6 +422,7 @@ impl Sfu {
             rooms: HashMap::default(),
             by_address: HashMap::default(),
             by_ufrag: HashMap::default(),
+            line_probe: LineProbe::new(),
             dirty: Vec::new(),
             deferring: false,
             transmits: VecDeque::new(),
@@ -423,6 +431,11 @@ impl Sfu {
             voice_due: None,
             layers_due: None,
         }
+    }
+
+    /// The line probe's credentials, for signaling to hand to each site (`crate::line_probe`).
+    pub fn line_probe(&self) -> &str0m::IceCreds {
+        self.line_probe.credentials()
     }
 
     /// Carries out one command from signaling.
@@ -524,6 +537,10 @@ impl Sfu {
             }
             Route::Nowhere => {
                 self.stats.datagrams_unroutable += 1;
+                return;
+            }
+            Route::LineProbe => {
+                self.answer_line_probe(proto, source, destination, data);
                 return;
             }
         };
@@ -1319,6 +1336,9 @@ impl Sfu {
             return Route::Nowhere;
         };
         let Some(&id) = self.by_ufrag.get(local) else {
+            if self.line_probe.is_named(local) {
+                return Route::LineProbe;
+            }
             return Route::Nowhere;
         };
         // Refused before str0m sees it: str0m would keep the address for good.
@@ -1327,6 +1347,27 @@ impl Sfu {
             .get(&id)
             .is_some_and(|peer| peer.addresses_learnt >= MAX_PEER_ADDRESSES);
         if full { Route::Full } else { Route::Peer(id) }
+    }
+
+    fn answer_line_probe(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(answer) = self.line_probe.answer(source, data, &self.crypto) else {
+            // Not a check made with the probe's password: as unroutable as any stranger's.
+            self.stats.datagrams_unroutable += 1;
+            return;
+        };
+        self.stats.line_probes_answered += 1;
+        self.transmits.push_back(Transmit {
+            proto,
+            source: destination,
+            destination: source,
+            contents: answer.into(),
+        });
     }
 
     fn room_members(&self, room: RoomId) -> impl Iterator<Item = PeerId> + '_ {

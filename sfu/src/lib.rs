@@ -19,6 +19,7 @@ mod batch;
 mod core;
 #[doc(hidden)]
 pub mod fuzzing;
+mod line_probe;
 mod line_test;
 mod link;
 mod opus;

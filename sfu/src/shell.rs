@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use quinn_udp::{RecvMeta, UdpSocketState};
+use str0m::IceCreds;
 use str0m::net::{Protocol, Transmit};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -66,6 +67,7 @@ pub struct SfuHandle {
     local_addr: SocketAddr,
     tcp_local_addr: Option<SocketAddr>,
     shared: Arc<SharedStats>,
+    line_probe: Arc<IceCreds>,
 }
 
 /// Receive calls in one go before timers and commands get their turn.
@@ -83,6 +85,7 @@ struct SharedStats {
     datagrams_malformed: AtomicU64,
     datagrams_unroutable: AtomicU64,
     addresses_refused: AtomicU64,
+    line_probes_answered: AtomicU64,
     keyframe_requests_sent: AtomicU64,
     red_packets_received: AtomicU64,
 }
@@ -140,12 +143,14 @@ pub fn spawn(
     let (commands, receiver) = mpsc::channel();
     let shared = Arc::new(SharedStats::default());
     let udp = UdpSocketState::new((&socket).into())?;
+    let core = Sfu::new(config);
+    let line_probe = Arc::new(core.line_probe().clone());
     let worker = Worker {
         socket,
         udp,
         poll,
         commands: receiver,
-        core: Sfu::new(config),
+        core,
         sinks: HashMap::new(),
         shared: shared.clone(),
         slots: vec![0; RECV_SLOT * RECV_BATCH],
@@ -165,6 +170,7 @@ pub fn spawn(
         local_addr,
         tcp_local_addr,
         shared,
+        line_probe,
     })
 }
 
@@ -253,6 +259,12 @@ impl SfuHandle {
         self.local_addr
     }
 
+    /// The credentials of the media socket's line probe, which every site is given so
+    /// that its page can tell, over UDP, when its line is back (`crate::line_probe`).
+    pub fn line_probe(&self) -> &IceCreds {
+        &self.line_probe
+    }
+
     /// The address the ICE-TCP listener is bound to, if there is one.
     pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
         self.tcp_local_addr
@@ -275,6 +287,7 @@ impl SfuHandle {
             datagrams_malformed: self.shared.datagrams_malformed.load(Ordering::Relaxed),
             datagrams_unroutable: self.shared.datagrams_unroutable.load(Ordering::Relaxed),
             addresses_refused: self.shared.addresses_refused.load(Ordering::Relaxed),
+            line_probes_answered: self.shared.line_probes_answered.load(Ordering::Relaxed),
             keyframe_requests_sent: self.shared.keyframe_requests_sent.load(Ordering::Relaxed),
             red_packets_received: self.shared.red_packets_received.load(Ordering::Relaxed),
         }
@@ -535,6 +548,9 @@ impl Worker {
         self.shared
             .addresses_refused
             .store(stats.addresses_refused, Ordering::Relaxed);
+        self.shared
+            .line_probes_answered
+            .store(stats.line_probes_answered, Ordering::Relaxed);
     }
 
     /// Sends what the core queued and hands its events to signaling.

@@ -24,6 +24,8 @@ use crate::{
 
 /// The addresses one peer may introduce, and a client that moves.
 mod addresses;
+/// The line probe's ICE checks, answered without a peer.
+mod line_probe;
 /// The line test, on a line of its own (clean or capped).
 mod line_test;
 /// Simulcast layers chosen by shown size, switched at keyframes, paused when unwatched.

@@ -174,6 +174,16 @@ impl ClientStats {
     }
 }
 
+/// The media socket's line probe (`cau_sfu`'s `line_probe` module): ICE credentials that
+/// the server answers checks for without a peer. A page whose line dropped makes an
+/// RTCPeerConnection whose remote description names them and the server's UDP candidate;
+/// when ICE connects, the line is back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineProbe {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
 /// A message to a client.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -182,6 +192,8 @@ pub enum ServerMessage {
         participant_id: String,
         room: String,
         participants: Vec<Participant>,
+        /// What the page needs to tell, over UDP, when its line is back after a drop.
+        line_probe: LineProbe,
     },
     Answer {
         sdp: String,

@@ -20,8 +20,9 @@ use crate::limits::MessageRate;
 use crate::meeting::{Action, Departure, Entry};
 use crate::meetings::{Admission, role_name};
 use crate::protocol::{
-    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, MAX_VIDEO_SIZES, MeetingRef,
-    ProtocolError, PublishLayer, RoomName, ServerMessage, SiteRef, Track, parse_client_message,
+    ClientMessage, DisplayName, ErrorCode, Kind, LeaveReason, LineProbe, MAX_VIDEO_SIZES,
+    MeetingRef, ProtocolError, PublishLayer, RoomName, ServerMessage, SiteRef, Track,
+    parse_client_message,
 };
 use crate::rooms::RoomKey;
 
@@ -581,6 +582,7 @@ impl Session {
             participant_id: peer.to_string(),
             room: seat.admission.meeting_id.clone(),
             participants: entry.others,
+            line_probe: self.line_probe(),
         };
         self.joined = Some(Joined {
             room,
@@ -589,6 +591,14 @@ impl Session {
         });
         self.send(&joined).await;
         Ok(())
+    }
+
+    fn line_probe(&self) -> LineProbe {
+        let creds = self.state.sfu.line_probe();
+        LineProbe {
+            ufrag: creds.ufrag.clone(),
+            pwd: creds.pass.clone(),
+        }
     }
 
     async fn join(&mut self, room: &str, name: &str) -> Result<(), ProtocolError> {
@@ -604,6 +614,7 @@ impl Session {
             participant_id: peer.to_string(),
             room: room.to_string(),
             participants: entry.others,
+            line_probe: self.line_probe(),
         };
         self.joined = Some(Joined {
             room,

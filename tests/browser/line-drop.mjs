@@ -87,6 +87,7 @@ await runReport(report, 40_000 + drops.reduce((sum, s) => sum + s * 1000 + MEDIA
       step = `a drop of ${seconds} s`;
       const entry = { seconds, before: await chairView(pages.chair, sites.commune), during: [] };
       report.drops.push(entry);
+      await pages.commune.evaluate(() => { window.cauLineBackVia = null; });
       const downAt = Date.now();
       setLink('down');
       // What the chair's roll call shows for the commune meanwhile, each change once.
@@ -114,6 +115,8 @@ await runReport(report, 40_000 + drops.reduce((sum, s) => sum + s * 1000 + MEDIA
       entry.media_back_ms = await waitForMedia(upAt, MEDIA_WAIT_MS);
       watching = false;
       await watchStates;
+      // Which check told the commune's page its line was back: the UDP probe or /healthz.
+      entry.line_back_via = await pages.commune.evaluate(() => window.cauLineBackVia ?? null);
       // The state settles: the floor and roll call as the chair now sees them.
       await sleep(500);
       entry.after = await chairView(pages.chair, sites.commune);

@@ -32,21 +32,101 @@ const LINE_CHECK_INTERVAL_MS = 250;
 const LINE_CHECK_TIMEOUT_MS = 1000;
 
 /**
- * Resolves true once a small request to the server (`/healthz`) gets an answer, with a
- * new check every 250 ms and a few in flight; or false as soon as `cancelled()` says so.
- * Why: a WebSocket opened while the line is still down has its first packet lost, TCP
- * sends it again only after a second or more, and the browser lets only one WebSocket
- * to a server connect at a time, so every later socket would queue behind it long after
- * the line came back. Plain requests have no such lock: the page opens its socket once
- * one of them got through.
+ * A new line probe (below) this often: Chromium stops checking a pair that has had no
+ * answer for five seconds, so each probe is replaced before that.
+ */
+const LINE_PROBE_RENEW_MS = 3000;
+
+/**
+ * What the page needs to check its line over UDP, kept across sessions: the server's
+ * line probe credentials (`line_probe` in `joined`) and its UDP candidates (from its SDP).
+ */
+const lineProbe = { ufrag: null, pwd: null, candidates: [] };
+
+function noteLineProbe(probe) {
+  if (typeof probe?.ufrag !== 'string' || typeof probe?.pwd !== 'string') return;
+  lineProbe.ufrag = probe.ufrag;
+  lineProbe.pwd = probe.pwd;
+}
+
+/** Keeps the UDP candidates of an SDP from the server: where its media socket listens. */
+function noteServerCandidates(sdp) {
+  const candidates = String(sdp).split(/\r?\n/)
+    .filter((line) => /^a=candidate:\S+ \d+ udp /i.test(line));
+  if (candidates.length > 0) lineProbe.candidates = candidates;
+}
+
+/** The answer of an ICE-lite server that knows only the probe's credentials. */
+function lineProbeAnswer(offer) {
+  const mid = /^a=mid:(\S+)/m.exec(offer)?.[1] ?? '0';
+  // Never checked: the probe ends when ICE connects, before DTLS could finish.
+  const fingerprint = Array(32).fill('00').join(':');
+  return [
+    'v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', `a=group:BUNDLE ${mid}`, 'a=ice-lite',
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`,
+    `a=ice-ufrag:${lineProbe.ufrag}`, `a=ice-pwd:${lineProbe.pwd}`,
+    `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:passive', 'a=sctp-port:5000',
+    ...lineProbe.candidates, 'a=end-of-candidates', '',
+  ].join('\r\n');
+}
+
+/**
+ * Calls `onBack` once the server answers an ICE check of the line probe: a connection
+ * made only to be checked, over UDP, which the server answers for no peer
+ * (`sfu/src/line_probe.rs`). Returns a function that stops probing; does nothing when the
+ * page has not learnt the probe yet.
+ */
+function probeLine(onBack) {
+  if (!lineProbe.ufrag || lineProbe.candidates.length === 0) return () => {};
+  let pc = null;
+  const attempt = async () => {
+    pc?.close();
+    const probe = new RTCPeerConnection({ iceServers: [] });
+    pc = probe;
+    probe.addEventListener('iceconnectionstatechange', () => {
+      if (['connected', 'completed'].includes(probe.iceConnectionState)) onBack();
+    });
+    try {
+      probe.createDataChannel('line-probe');
+      await probe.setLocalDescription(await probe.createOffer());
+      await probe.setRemoteDescription({ type: 'answer', sdp: lineProbeAnswer(probe.localDescription.sdp) });
+    } catch (error) {
+      console.warn('line probe', error);
+    }
+  };
+  attempt();
+  const timer = setInterval(attempt, LINE_PROBE_RENEW_MS);
+  return () => {
+    clearInterval(timer);
+    pc?.close();
+  };
+}
+
+/**
+ * Resolves true once the line to the server works again, or false as soon as
+ * `cancelled()` says so. Two checks race:
+ * - the line probe (above), over UDP: an ICE check is sent again and again by the
+ *   browser, and the first after the line returns gets an answer;
+ * - a small request (`/healthz`), a new one every 250 ms with a few in flight, for a
+ *   server that restarted (its probe is new) or a site whose firewall passes no UDP.
+ * Why not the WebSocket itself: one opened while the line is still down has its SYN
+ * lost, TCP sends it again after 1, 2, 4, 8 s and more, and the browser lets only one
+ * WebSocket to a server connect at a time, so every later socket would queue behind it
+ * long after the line came back. Requests have no such lock, but the browser may hand a
+ * later request to a connection attempt begun during the outage: after a 30 s outage
+ * `/healthz` alone was seen to take 15 s more. The page opens its socket once either
+ * check got through, on a line known to work.
  */
 export function waitForServer(cancelled) {
   return new Promise((resolve) => {
     let settled = false;
-    const settle = (value) => {
+    let stopProbe = () => {};
+    const settle = (value, via) => {
       if (settled) return;
       settled = true;
       clearInterval(timer);
+      stopProbe();
+      if (value) window.cauLineBackVia = via;
       resolve(value);
     };
     const check = () => {
@@ -56,10 +136,11 @@ export function waitForServer(cancelled) {
       }
       // Any answer will do: it came over the line, from the server.
       fetch('/healthz', { cache: 'no-store', signal: AbortSignal.timeout(LINE_CHECK_TIMEOUT_MS) })
-        .then(() => settle(!cancelled()))
+        .then(() => settle(!cancelled(), 'healthz'))
         .catch(() => {});
     };
     const timer = setInterval(check, LINE_CHECK_INTERVAL_MS);
+    stopProbe = probeLine(() => settle(!cancelled(), 'probe'));
     check();
   });
 }
@@ -304,6 +385,7 @@ export class Session {
       case 'joined':
         return this.onJoinedMessage(message);
       case 'answer':
+        noteServerCandidates(message.sdp);
         await this.pc?.setRemoteDescription({ type: 'answer', sdp: String(message.sdp) });
         return this.syncRemoteTracks();
       case 'offer':
@@ -350,6 +432,7 @@ export class Session {
   async onJoinedMessage(message) {
     this.participantId = String(message.participant_id);
     this.waiting = false;
+    noteLineProbe(message.line_probe);
     for (const participant of message.participants ?? []) this.tiles.add(participant);
     this.onJoined(message);
 
@@ -421,6 +504,7 @@ export class Session {
       if (track && typeof track.mid === 'string') this.tracksByMid.set(track.mid, track);
     }
     window.cauTracksByMid = this.tracksByMid;
+    noteServerCandidates(message.sdp);
     await pc.setRemoteDescription({ type: 'offer', sdp: String(message.sdp) });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);

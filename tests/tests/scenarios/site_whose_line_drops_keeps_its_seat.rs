@@ -142,8 +142,8 @@ fn figures(drops: &[Value]) -> String {
         .iter()
         .map(|d| {
             format!(
-                "{} s drop: {}, the commune's states after the line returned: {}",
-                d["seconds"], d["media_back_ms"], d["commune_states"]
+                "{} s drop: {}, the line known back by {}, the commune's states after the line returned: {}",
+                d["seconds"], d["media_back_ms"], d["line_back_via"], d["commune_states"]
             )
         })
         .collect::<Vec<_>>()
