@@ -26,6 +26,7 @@ mod join_storm;
 mod legacy;
 mod light;
 mod media;
+mod peer_setup;
 mod ramp;
 mod scenario;
 mod server;
@@ -150,6 +151,16 @@ enum Benchmark {
         #[arg(long, default_value_t = 50_000)]
         packets: usize,
         #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
+    /// What a new peer costs the media thread: CPU per peer of the core's `AddPeer`, and
+    /// of the connection with str0m's crypto provider against the core's; medians over
+    /// rounds.
+    PeerSetup {
+        /// Peers made per way and round.
+        #[arg(long, default_value_t = 200)]
+        peers: usize,
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
     /// The same scenario on Cầu and on Janus's VideoRoom, alternated over rounds in one
@@ -307,6 +318,7 @@ fn main() -> anyhow::Result<()> {
             Benchmark::Floor { packets, rounds } => {
                 floor::run(floor::FloorConfig { packets, rounds })
             }
+            Benchmark::PeerSetup { peers, rounds } => peer_setup::run(peers, rounds),
             Benchmark::Serve {
                 monitoring,
                 max_participants_per_room,

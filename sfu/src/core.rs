@@ -417,7 +417,7 @@ impl Sfu {
     pub fn new(config: SfuConfig) -> Sfu {
         Sfu {
             config,
-            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            crypto: Arc::new(crate::dtls::crypto_provider()),
             peers: HashMap::default(),
             rooms: HashMap::default(),
             by_address: HashMap::default(),

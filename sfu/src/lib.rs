@@ -17,6 +17,7 @@
 
 mod batch;
 mod core;
+mod dtls;
 #[doc(hidden)]
 pub mod fuzzing;
 mod line_probe;
@@ -40,6 +41,7 @@ use std::fmt;
 use str0m::change::{SdpAnswer, SdpOffer};
 
 pub use crate::core::{Sfu, SfuConfig, SfuStats};
+pub use crate::dtls::crypto_provider;
 pub use crate::line_test::{BULK_LABEL, CONTROL_LABEL, LineTestPlan, LineTestReport, PROBE_LABEL};
 pub use crate::link::LinkSample;
 pub use crate::shell::{SfuHandle, spawn};
