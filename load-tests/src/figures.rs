@@ -60,6 +60,8 @@ pub struct Delivery {
     pub jitter_ms_mean: f64,
     /// End to end: handed to the publisher's RTP stack to delivered by the receiver's.
     pub latency: Percentiles,
+    /// The same, of audio packets alone.
+    pub audio_latency: Percentiles,
     /// Expected streams of which not one packet arrived in the window.
     pub silent_streams: usize,
 }
@@ -73,6 +75,7 @@ pub fn delivery(
 ) -> Delivery {
     let mut delivery = Delivery::default();
     let mut latencies = Vec::new();
+    let mut audio_latencies = Vec::new();
     let mut jitters = Vec::new();
     for (index, receiver) in receivers.iter().enumerate() {
         // Only the receivers `expected` speaks of: a caller may ask about some of them.
@@ -81,6 +84,7 @@ pub fn delivery(
         }
         let reception = receiver.lock();
         latencies.extend_from_slice(&reception.latencies_us);
+        audio_latencies.extend_from_slice(&reception.audio_latencies_us);
         for (key, stream) in &reception.streams {
             let wanted = expected.iter().any(|e| {
                 e.receiver == index
@@ -142,6 +146,7 @@ pub fn delivery(
         jitters.iter().sum::<f64>() / jitters.len() as f64
     };
     delivery.latency = Percentiles::of_us(&mut latencies);
+    delivery.audio_latency = Percentiles::of_us(&mut audio_latencies);
     delivery
 }
 

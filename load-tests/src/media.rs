@@ -609,6 +609,8 @@ pub struct Reception {
     pub streams: HashMap<StreamKey, StreamReception>,
     /// End-to-end latency of every packet of the window, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// The same, of the audio packets alone: what a meeting's sites hear late.
+    pub audio_latencies_us: Vec<u32>,
     /// Arrival of the first packet of any stream.
     pub first_media_ns: Option<u64>,
     /// Packets without a stamp: not ours, or damaged.
@@ -677,6 +679,9 @@ impl Receiver {
             frame.0 += 1;
         }
         reception.latencies_us.push(latency_us as u32);
+        if stamp.kind == MediaKind::Audio {
+            reception.audio_latencies_us.push(latency_us as u32);
+        }
     }
 
     /// Forgets the window's tally (not first arrivals or jitter), before the window
@@ -684,6 +689,7 @@ impl Receiver {
     pub fn reset(&self) {
         let mut reception = self.lock();
         reception.latencies_us.clear();
+        reception.audio_latencies_us.clear();
         for stream in reception.streams.values_mut() {
             stream.received = 0;
             stream.duplicates = 0;
