@@ -30,6 +30,8 @@ pub struct Options {
     pub json: Option<std::path::PathBuf>,
     /// The stack simulating the sites.
     pub client: ClientKind,
+    /// The server runs with bandwidth estimation (`--estimation on`).
+    pub estimation: bool,
 }
 
 /// A scenario joined to a Cầu server, its publishers sending.
@@ -313,6 +315,8 @@ pub struct Report {
     pub date: String,
     /// The stack that simulated the sites: `webrtc-rs` or `light`.
     pub client: &'static str,
+    /// Whether the server ran with bandwidth estimation.
+    pub estimation: bool,
     pub sites: usize,
     pub layers: Vec<&'static str>,
     pub video_down_tracks: usize,
@@ -489,18 +493,23 @@ fn layers_received(run: &CauRun, expected: &[Expectation], layers: usize) -> Vec
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let server = ServerProcess::start(&ServeOptions::default()).await?;
+    let server = ServerProcess::start(&ServeOptions {
+        bandwidth_estimation: options.estimation,
+        ..ServeOptions::default()
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = server.rss_kib()?;
     let directory = cau::directory(server.http_addr).await?;
     let scenario = Scenario::all_hands(&directory, options.communes)?;
     let sites = scenario.sites.len();
     eprintln!(
-        "all-hands: {sites} sites, {} video and {} audio down-tracks expected; server pid {}, idle RSS {} KiB",
+        "all-hands: {sites} sites, {} video and {} audio down-tracks expected; server pid {}, idle RSS {} KiB; bandwidth estimation {}",
         scenario.down_tracks(MediaKind::Video),
         scenario.down_tracks(MediaKind::Audio),
         server.pid,
-        rss_idle
+        rss_idle,
+        if options.estimation { "on" } else { "off" }
     );
     let tokens = cau::schedule(server.http_addr, &scenario).await?;
     let mut run = CauRun::new(scenario, options.client);
@@ -604,6 +613,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         benchmark: "all-hands",
         date: today(),
         client: options.client.name(),
+        estimation: options.estimation,
         sites,
         layers: options.plan.video.iter().map(|l| l.name).collect(),
         video_down_tracks: run.scenario.down_tracks(MediaKind::Video),

@@ -68,6 +68,11 @@ enum Benchmark {
         client: cau::ClientKind,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// `on` runs the server with bandwidth estimation (and str0m's pacer), as
+        /// production's default is; off by default, as in every test server, since
+        /// webrtc-rs clients' feedback makes str0m underestimate an idle loopback.
+        #[arg(long, default_value = "off")]
+        estimation: String,
     },
     /// Subscribers join step by step until loss passes --loss-limit or the p99 latency
     /// passes --p99-limit-ms; reports each step and where the limit was passed.
@@ -207,7 +212,19 @@ enum Benchmark {
         monitoring: String,
         #[arg(long, default_value_t = 64)]
         max_participants_per_room: usize,
+        /// `on` turns bandwidth estimation on.
+        #[arg(long, default_value = "off")]
+        estimation: String,
     },
+}
+
+/// `on` or `off`, as the switches take them.
+fn on_or_off(value: &str) -> anyhow::Result<bool> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => anyhow::bail!("expected on or off, not {other:?}"),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -227,6 +244,7 @@ fn main() -> anyhow::Result<()> {
                 baseline_pairs,
                 json,
                 client,
+                estimation,
             } => {
                 all_hands::run(all_hands::Options {
                     communes,
@@ -235,6 +253,7 @@ fn main() -> anyhow::Result<()> {
                     baseline_pairs,
                     json,
                     client,
+                    estimation: on_or_off(&estimation)?,
                 })
                 .await
             }
@@ -322,10 +341,12 @@ fn main() -> anyhow::Result<()> {
             Benchmark::Serve {
                 monitoring,
                 max_participants_per_room,
+                estimation,
             } => {
                 server::serve(server::ServeOptions {
-                    monitoring: monitoring == "on",
+                    monitoring: on_or_off(&monitoring)?,
                     max_participants_per_room,
+                    bandwidth_estimation: on_or_off(&estimation)?,
                 })
                 .await
             }

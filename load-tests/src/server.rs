@@ -14,6 +14,9 @@ use serde_json::Value;
 pub struct ServeOptions {
     pub monitoring: bool,
     pub max_participants_per_room: usize,
+    /// Bandwidth estimation, and with it str0m's pacer: production's default, off in
+    /// every test server (see `cau_tests::server`).
+    pub bandwidth_estimation: bool,
 }
 
 impl Default for ServeOptions {
@@ -21,6 +24,7 @@ impl Default for ServeOptions {
         ServeOptions {
             monitoring: true,
             max_participants_per_room: 64,
+            bandwidth_estimation: false,
         }
     }
 }
@@ -29,10 +33,11 @@ impl Default for ServeOptions {
 /// waits until the parent kills it.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let config = format!(
-        "{}\n[monitoring]\nenabled = {}\n[limits]\nmax_participants_per_room = {}\n",
+        "{}\n[monitoring]\nenabled = {}\n[limits]\nmax_participants_per_room = {}\n[media]\nbandwidth_estimation = {}\n",
         cau_tests::api::admin_config(),
         options.monitoring,
         options.max_participants_per_room,
+        options.bandwidth_estimation,
     );
     let server = cau_tests::server::start_test_server_with(&config).await?;
     println!("{}", server.ws_url());
@@ -58,6 +63,12 @@ impl ServerProcess {
             .arg(if options.monitoring { "on" } else { "off" })
             .arg("--max-participants-per-room")
             .arg(options.max_participants_per_room.to_string())
+            .arg("--estimation")
+            .arg(if options.bandwidth_estimation {
+                "on"
+            } else {
+                "off"
+            })
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
