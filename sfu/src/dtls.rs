@@ -152,7 +152,10 @@ mod tests {
         let second = dtls.config(Some(1150)).unwrap();
         assert!(Arc::ptr_eq(&first, &second), "built again for the same MTU");
         let other = dtls.config(Some(1200)).unwrap();
-        assert!(!Arc::ptr_eq(&first, &other), "another MTU got the old configuration");
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "another MTU got the old configuration"
+        );
         assert_eq!(other.mtu(), 1200);
     }
 }
