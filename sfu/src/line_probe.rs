@@ -1,5 +1,5 @@
 //! The line probe: ICE checks the media socket answers for no peer, so that a browser
-//! whose line dropped learns the moment it is back, over UDP.
+//! whose line dropped learns the moment it is back, without waiting on TCP's backoff.
 //!
 //! Why: a page that lost its line used to find out it was back only by asking the
 //! server over HTTP. A TCP connection attempted while a line is down has its SYN lost,
@@ -11,7 +11,8 @@
 //!
 //! The server has one probe username fragment and password for its life, handed to each
 //! site in `joined` (docs/signaling.md). The page makes a connection whose remote
-//! description names them and the server's UDP candidate; a check that names the probe
+//! description names them and the server's candidates (UDP, and ICE-TCP for a site whose
+//! firewall passes no UDP: a check over TCP is answered on its connection); a check that names the probe
 //! fragment and carries a valid MESSAGE-INTEGRITY for the probe password is answered with
 //! a binding success, signed with the same password, as an ICE-lite peer would. Nothing
 //! else happens: no peer, no address bound, no DTLS (the page closes the connection once

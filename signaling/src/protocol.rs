@@ -192,7 +192,7 @@ pub enum ServerMessage {
         participant_id: String,
         room: String,
         participants: Vec<Participant>,
-        /// What the page needs to tell, over UDP, when its line is back after a drop.
+        /// What the page needs to tell, with ICE checks, when its line is back after a drop.
         line_probe: LineProbe,
     },
     Answer {

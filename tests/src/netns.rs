@@ -20,6 +20,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
 
@@ -55,7 +56,14 @@ pub struct SiteNamespace {
 impl SiteNamespace {
     /// Makes the namespaces and their links, all up, with routes both ways.
     pub fn create() -> anyhow::Result<SiteNamespace> {
-        let id = std::process::id();
+        // Unique per process and per namespace made in it, since two scenarios of one
+        // test binary may run at once; short, since a link's name has at most 15 bytes.
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "{}{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        );
         let namespace = SiteNamespace {
             name: format!("cau-site-{id}"),
             line: format!("cau-line-{id}"),

@@ -32,14 +32,19 @@ const LINE_CHECK_INTERVAL_MS = 250;
 const LINE_CHECK_TIMEOUT_MS = 1000;
 
 /**
- * A new line probe (below) this often: Chromium stops checking a pair that has had no
- * answer for five seconds, so each probe is replaced before that.
+ * A new line probe (below) starts this often, and each is closed this long after it
+ * started. Over UDP a probe checks again and again, but Chromium stops checking a pair
+ * that has had no answer for five seconds. Over ICE-TCP a probe's connection attempt
+ * has its SYN sent again only 1 s and then 3 s later: a fresh probe every half second
+ * keeps a fresh SYN going out.
  */
-const LINE_PROBE_RENEW_MS = 3000;
+const LINE_PROBE_EVERY_MS = 500;
+const LINE_PROBE_LIFETIME_MS = 3000;
 
 /**
- * What the page needs to check its line over UDP, kept across sessions: the server's
- * line probe credentials (`line_probe` in `joined`) and its UDP candidates (from its SDP).
+ * What the page needs to check its line with ICE, kept across sessions: the server's
+ * line probe credentials (`line_probe` in `joined`) and its candidates (from its SDP):
+ * UDP, and the TCP one for a site whose firewall passes no UDP.
  */
 const lineProbe = { ufrag: null, pwd: null, candidates: [] };
 
@@ -49,10 +54,10 @@ function noteLineProbe(probe) {
   lineProbe.pwd = probe.pwd;
 }
 
-/** Keeps the UDP candidates of an SDP from the server: where its media socket listens. */
+/** Keeps the candidates of an SDP from the server: where its media socket listens. */
 function noteServerCandidates(sdp) {
   const candidates = String(sdp).split(/\r?\n/)
-    .filter((line) => /^a=candidate:\S+ \d+ udp /i.test(line));
+    .filter((line) => /^a=candidate:\S+ \d+ (udp|tcp) /i.test(line));
   if (candidates.length > 0) lineProbe.candidates = candidates;
 }
 
@@ -72,17 +77,20 @@ function lineProbeAnswer(offer) {
 
 /**
  * Calls `onBack` once the server answers an ICE check of the line probe: a connection
- * made only to be checked, over UDP, which the server answers for no peer
+ * made only to be checked, over UDP (or ICE-TCP), which the server answers for no peer
  * (`sfu/src/line_probe.rs`). Returns a function that stops probing; does nothing when the
  * page has not learnt the probe yet.
  */
 function probeLine(onBack) {
   if (!lineProbe.ufrag || lineProbe.candidates.length === 0) return () => {};
-  let pc = null;
+  const probes = new Set();
   const attempt = async () => {
-    pc?.close();
     const probe = new RTCPeerConnection({ iceServers: [] });
-    pc = probe;
+    probes.add(probe);
+    setTimeout(() => {
+      probe.close();
+      probes.delete(probe);
+    }, LINE_PROBE_LIFETIME_MS);
     probe.addEventListener('iceconnectionstatechange', () => {
       if (['connected', 'completed'].includes(probe.iceConnectionState)) onBack();
     });
@@ -95,20 +103,22 @@ function probeLine(onBack) {
     }
   };
   attempt();
-  const timer = setInterval(attempt, LINE_PROBE_RENEW_MS);
+  const timer = setInterval(attempt, LINE_PROBE_EVERY_MS);
   return () => {
     clearInterval(timer);
-    pc?.close();
+    for (const probe of probes) probe.close();
+    probes.clear();
   };
 }
 
 /**
  * Resolves true once the line to the server works again, or false as soon as
  * `cancelled()` says so. Two checks race:
- * - the line probe (above), over UDP: an ICE check is sent again and again by the
- *   browser, and the first after the line returns gets an answer;
+ * - the line probe (above): an ICE check over UDP is sent again and again by the
+ *   browser, and the first after the line returns gets an answer (over ICE-TCP, each
+ *   probe connects afresh, so no attempt begun during the outage holds it up);
  * - a small request (`/healthz`), a new one every 250 ms with a few in flight, for a
- *   server that restarted (its probe is new) or a site whose firewall passes no UDP.
+ *   server that restarted (its probe credentials are new).
  * Why not the WebSocket itself: one opened while the line is still down has its SYN
  * lost, TCP sends it again after 1, 2, 4, 8 s and more, and the browser lets only one
  * WebSocket to a server connect at a time, so every later socket would queue behind it

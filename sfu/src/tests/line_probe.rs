@@ -3,7 +3,7 @@
 //! know the password gets nothing.
 
 use str0m::IceCreds;
-use str0m::ice::{IceAgent, StunPacket};
+use str0m::ice::{IceAgent, StunPacket, TransId};
 
 use super::*;
 
@@ -82,4 +82,36 @@ fn a_check_without_the_probe_password_is_not_answered() {
     assert_eq!(stats.line_probes_answered, 0, "{stats:?}");
     assert!(stats.datagrams_unroutable >= 1, "{stats:?}");
     assert!(sfu.by_address.is_empty());
+}
+
+#[test]
+fn a_check_over_ice_tcp_is_answered_on_its_connection() {
+    let tcp: SocketAddr = "10.0.0.1:5001".parse().unwrap();
+    let mut sfu = Sfu::new(SfuConfig {
+        tcp_candidate_addr: Some(tcp),
+        ..test_config()
+    });
+    let creds = sfu.line_probe().clone();
+    let crypto = str0m::crypto::from_feature_flags();
+    let username = format!("{}:{}", creds.ufrag, IceCreds::new().ufrag);
+    let check = StunMessage::binding_request(&username, TransId::new(), true, 0, 100, true);
+    let mut buffer = vec![0; 1500];
+    let length = check
+        .to_bytes(Some(creds.pass.as_bytes()), &mut buffer, |key, parts| {
+            crypto.sha1_hmac_provider.sha1_hmac(key, parts)
+        })
+        .unwrap();
+    let page: SocketAddr = PAGE.parse().unwrap();
+
+    sfu.handle_tcp_packet(page, &buffer[..length], Instant::now());
+
+    let answer = sfu.poll_transmit().expect("the check was not answered");
+    assert_eq!(answer.proto, Protocol::Tcp);
+    assert_eq!((answer.source, answer.destination), (tcp, page));
+    let message = StunMessage::parse(&answer.contents).unwrap();
+    assert!(message.is_successful_binding_response());
+    assert!(message.verify(creds.pass.as_bytes(), |key, parts| {
+        crypto.sha1_hmac_provider.sha1_hmac(key, parts)
+    }));
+    assert_eq!(sfu.stats().peers, 0);
 }
