@@ -51,6 +51,5 @@ mod site_behind_a_udp_firewall_meets_over_tcp;
 mod site_directory_is_seeded_and_edited;
 mod site_whose_line_drops_keeps_its_seat;
 mod speaking_site_becomes_the_active_speaker;
-mod tcp_only_site_whose_line_drops_keeps_its_seat;
 mod webrtc_clients_exchange_media;
 mod websocket_from_a_foreign_origin_is_refused;

@@ -25,31 +25,14 @@ const MEDIA_BACK_WITHIN_MS: u64 = 2_000;
 
 #[test]
 fn site_whose_line_drops_keeps_its_seat() -> anyhow::Result<()> {
-    run_in_private_network(|| line_drops(Firewall::PassesUdp, "10,30"))
+    run_in_private_network(scenario)
 }
 
-/// What the commune's firewall lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Firewall {
-    PassesUdp,
-    /// TCP only: the commune meets over ICE-TCP, on this port of the server.
-    TcpOnly {
-        ice_tcp_port: u16,
-    },
-}
-
-/// The scenario, for drops of `drops` seconds (comma-separated), the commune behind
-/// `firewall`.
-pub(crate) async fn line_drops(firewall: Firewall, drops: &str) -> anyhow::Result<()> {
+async fn scenario() -> anyhow::Result<()> {
     let mut namespace = SiteNamespace::create()?;
-    let mut media = "bandwidth_estimation = true\n".to_owned();
-    if let Firewall::TcpOnly { ice_tcp_port } = firewall {
-        namespace.block_udp()?;
-        media += &format!("ice_tcp_port = {ice_tcp_port}\n");
-    }
     let chromium = std::env::var("CAU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let launcher = namespace.chromium_wrapper(&chromium)?;
-    let config = admin_config() + &server_config(&media);
+    let config = admin_config() + &server_config("bandwidth_estimation = true\n");
     let server = start_test_server_with(&config).await?;
     let addr = server.http_addr();
     let now = now_millis();
@@ -67,18 +50,17 @@ pub(crate) async fn line_drops(firewall: Firewall, drops: &str) -> anyhow::Resul
             namespace.line(),
             namespace.uplink(),
             &launcher.to_string_lossy(),
-            drops,
+            "10,30",
         ],
         Duration::from_secs(160),
     )
     .await?;
 
-    let expected_drops = drops.split(',').count();
     let drops = report["drops"]
         .as_array()
         .context("no drops in the report")?;
-    if drops.len() != expected_drops {
-        bail!("expected {expected_drops} drops: {report}");
+    if drops.len() != 2 {
+        bail!("expected two drops: {report}");
     }
     for drop in drops {
         let seconds = &drop["seconds"];
