@@ -31,7 +31,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::line_probe::LineProbe;
 use crate::line_test::{self, LineTest};
-use crate::link::{Arrivals, LinkMeter};
+use crate::link::{Arrivals, LineCheck, LinkMeter, LinkSample};
 use crate::opus;
 use crate::simulcast::{self, LayerInfo, LayerSwitch, SourcePacket, TrackDemand};
 use crate::throttle::KeyframeThrottle;
@@ -51,6 +51,17 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+/// With bandwidth estimation on, str0m's statistics come this many times per line
+/// sample: the core checks for a line that fills up at each, from the loss
+/// transport-wide feedback shows over the last second. A line capped below what is
+/// sent loses a fifth of it and more; each second of that before the video steps down
+/// costs audio too, which shares the line's queue.
+const CHECKS_PER_SAMPLE: u32 = 4;
+/// A video that fell to its lowest layer for lack of bandwidth stays there this long.
+/// The estimate that made it fall lags behind the line (on a line capped at 300 kbit/s
+/// it takes about a second to come down from 500), and raising the video again on it
+/// would overfill the line at once; audio pays for that.
+const FALL_HOLD: Duration = Duration::from_secs(2);
 /// Loss towards a peer, beyond the line's usual loss, above which its line counts as
 /// full: a layer it receives is then given up as soon as the estimate says it does
 /// not fit whole.
@@ -227,15 +238,19 @@ pub(crate) struct Peer {
     video_paused: bool,
     /// The rates last handed to str0m's estimator: (minimum, desired).
     bwe_rates: Option<(u64, u64)>,
-    /// Over the last line sample, more than [`LOSING_SHARE`] of what was sent to this
-    /// peer was lost (transport-wide feedback, else receiver reports).
+    /// At the last check of its line, more than [`LOSING_SHARE`] beyond its usual loss
+    /// of what was sent to this peer lately was lost (transport-wide feedback over the
+    /// last second, else receiver reports).
     losing: bool,
     /// The loss towards this peer over its last [`LOSS_FLOOR_SAMPLES`] line samples,
     /// newest last: their median is the line's usual loss.
     recent_loss: VecDeque<f32>,
-    /// While losing: what of the last sample's bytes arrived, in bits per second. The
+    /// While losing: what of the last second's bytes arrived, in bits per second. The
     /// line carries no more than that, whatever the estimate (which lags) says.
     delivered: Option<u64>,
+    /// The bytes sent to this peer in total at the last few checks, newest last:
+    /// what was sent over the last second.
+    sent: VecDeque<(Instant, u64)>,
     /// The mid of the video line on which this peer shares its screen, if it said.
     screen_mid: Option<Mid>,
 }
@@ -261,9 +276,62 @@ struct PeerSetup {
 }
 
 impl Peer {
+    /// Checks the line towards this peer for filling up, from one batch of str0m's
+    /// statistics; returns whether its layers must be chosen again.
+    fn check_line(&mut self, check: LineCheck) -> bool {
+        self.sent.push_back((check.at, check.bytes_out_total));
+        if self.sent.len() > CHECKS_PER_SAMPLE as usize + 1 {
+            self.sent.pop_front();
+        }
+        let usual_loss = median(&self.recent_loss).unwrap_or(0.0);
+        // The loss beyond the line's usual: what filling it up costs.
+        let excess = check.loss_out.map(|loss| (loss - usual_loss).max(0.0));
+        let losing = excess.is_some_and(|excess| excess > LOSING_SHARE);
+        let changed = self.losing != losing || losing;
+        self.losing = losing;
+        self.delivered = match (losing, excess, self.sent.front()) {
+            (true, Some(excess), Some(&(since, bytes_then))) if check.at > since => {
+                let span = check.at.saturating_duration_since(since).as_secs_f64();
+                let sent = check.bytes_out_total.saturating_sub(bytes_then) as f64 * 8.0 / span;
+                // What arrived, less the share the line was losing (room for its queue
+                // to drain): a second that began before the line filled up reads both
+                // too high, and one reading must be enough to step down far enough.
+                let kept = f64::from(1.0 - excess.clamp(0.0, 1.0));
+                Some((sent * kept * kept) as u64)
+            }
+            _ => None,
+        };
+        if losing {
+            tracing::debug!(loss_out = ?check.loss_out, delivered = ?self.delivered, "line losing");
+        }
+        changed
+    }
+
+    /// Puts into a line sample the loss on the way from this peer over the sample's
+    /// interval: our own count of the gaps rather than the last receiver report's; the
+    /// audio's, which is never retransmitted, else the worst video stream's.
+    fn count_uplink_loss(&mut self, sample: &mut LinkSample) {
+        let (mut audio, mut video) = (None::<f32>, None::<f32>);
+        for (track, layer) in self
+            .tracks_in
+            .values_mut()
+            .flat_map(|t| t.layers.iter_mut().map(|l| (t.kind, l)))
+        {
+            let Some(loss) = layer.arrivals.take_loss() else {
+                continue;
+            };
+            let slot = match track {
+                MediaKind::Audio => &mut audio,
+                MediaKind::Video | MediaKind::Screen => &mut video,
+            };
+            *slot = Some(slot.map_or(loss, |l| l.max(loss)));
+        }
+        sample.loss_in = audio.or(video).or(sample.loss_in);
+    }
+
     /// A peer whose connection is not up yet: it receives nothing, its audio is
     /// withheld and it is offered nothing until its own first offer is answered.
-    fn new(room: RoomId, rtc: Rtc, local_ufrag: String, now: Instant) -> Peer {
+    fn new(room: RoomId, rtc: Rtc, local_ufrag: String, link: LinkMeter, now: Instant) -> Peer {
         Peer {
             room,
             rtc,
@@ -285,7 +353,7 @@ impl Peer {
             pending_offer: None,
             negotiation_needed: false,
             is_dirty: false,
-            link: LinkMeter::default(),
+            link,
             voice: VoiceMeter::default(),
             line_test: None,
             estimate: None,
@@ -295,6 +363,7 @@ impl Peer {
             losing: false,
             recent_loss: VecDeque::new(),
             delivered: None,
+            sent: VecDeque::new(),
             screen_mid: None,
         }
     }
@@ -398,6 +467,9 @@ struct TrackOut {
     /// Video: which of the source's layers goes out, and the rewriting that makes
     /// layer switches invisible.
     switch: LayerSwitch,
+    /// Fell to its lowest layer for lack of bandwidth: held there until then
+    /// ([`FALL_HOLD`]).
+    held_until: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -702,7 +774,13 @@ impl Sfu {
             // lost packet on a mountain line costs no audio. DTX: see `opus.rs`.
             .enable_opus(true, true)
             .enable_vp8(true)
-            .set_stats_interval(self.config.link_stats_interval)
+            .set_stats_interval(self.config.link_stats_interval.map(|interval| {
+                if self.config.initial_estimate.is_some() {
+                    interval / CHECKS_PER_SAMPLE
+                } else {
+                    interval
+                }
+            }))
             .enable_bwe(self.config.initial_estimate.map(Bitrate::bps))
             .build(now);
         let candidate = match Candidate::host(self.config.candidate_addr, "udp") {
@@ -743,7 +821,8 @@ impl Sfu {
             }
         };
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        let mut peer = Peer::new(room, rtc, local_ufrag.clone(), now);
+        let link = LinkMeter::new(self.config.link_stats_interval.unwrap_or_default());
+        let mut peer = Peer::new(room, rtc, local_ufrag.clone(), link, now);
         peer.audio_allowed = setup.audio_allowed;
         peer.subscriptions = setup.subscriptions;
         peer.screen_mid = setup.screen_mid;
@@ -798,7 +877,8 @@ impl Sfu {
         let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         // Never entered in `rooms`: a room that happens to share the number has no
         // member to forward to it, and it publishes nothing there.
-        let mut peer = Peer::new(RoomId(u64::MAX), rtc, local_ufrag.clone(), now);
+        let link = LinkMeter::new(Duration::ZERO);
+        let mut peer = Peer::new(RoomId(u64::MAX), rtc, local_ufrag.clone(), link, now);
         peer.line_test = Some(Box::new(LineTest::new(plan, now)));
         self.peers.insert(id, peer);
         self.by_ufrag.insert(local_ufrag, id);
@@ -986,6 +1066,7 @@ impl Sfu {
                 shown_height: peer.shown_heights.get(&mid).copied(),
                 layers,
                 current,
+                held: track.held_until.is_some_and(|until| now < until),
                 screen: track.kind == MediaKind::Screen,
             });
         }
@@ -998,16 +1079,21 @@ impl Sfu {
             return;
         };
         let mut keyframes = Vec::new();
-        for ((key, choice), indices) in keys.iter().zip(&allocation.layers).zip(&offered) {
+        for ((((key, choice), indices), demand), &fell) in keys
+            .iter()
+            .zip(&allocation.layers)
+            .zip(&offered)
+            .zip(&demands)
+            .zip(&allocation.fell)
+        {
             let Some(track) = peer.tracks_out.get_mut(key) else {
                 continue;
             };
             let layer = choice.and_then(|choice| indices.get(choice).copied());
-            // Stepping down for lack of bandwidth: stop the layer that does not fit at
-            // once rather than push more of it into a full line until the lower
-            // layer's keyframe comes; the picture holds still meanwhile. Stepping down
-            // because the video is shown smaller keeps it until the switch.
-            let congested = allocation.starved || allocation.next_step.is_some();
+            // Falling for lack of bandwidth: stop the layer that does not fit at once
+            // rather than push more of it into a full line until the lower layer's
+            // keyframe comes; the picture holds still meanwhile. Stepping down because
+            // the video is shown smaller keeps it until the switch.
             if layer != track.switch.target() {
                 tracing::debug!(
                     subscriber = %id,
@@ -1015,11 +1101,17 @@ impl Sfu {
                     from = ?track.switch.current(),
                     to = ?layer,
                     estimate = ?peer.estimate,
+                    budget = ?estimate,
+                    rates = ?demand.layers.iter().map(|l| l.bitrate).collect::<Vec<_>>(),
+                    shown = ?demand.shown_height,
+                    held = demand.held,
+                    fell,
                     "layer target"
                 );
             }
-            if congested && layer < track.switch.current() {
+            if fell {
                 track.switch.set_target(None);
+                track.held_until = Some(now + FALL_HOLD);
             }
             track.switch.set_target(layer);
             let stand_ins = choice
@@ -1437,52 +1529,25 @@ impl Sfu {
                 Output::Timeout(at) => {
                     peer.rtc_timeout = at;
                     // str0m's statistics for one interval come out within one drain.
-                    if let Some(mut sample) = peer.link.finish() {
-                        // Our own count of the interval's gaps rather than the last
-                        // receiver report's: the audio's, which is never retransmitted,
-                        // else the worst video stream's.
-                        let (mut audio, mut video) = (None::<f32>, None::<f32>);
-                        for (track, layer) in peer
-                            .tracks_in
-                            .values_mut()
-                            .flat_map(|t| t.layers.iter_mut().map(|l| (t.kind, l)))
-                        {
-                            let Some(loss) = layer.arrivals.take_loss() else {
-                                continue;
-                            };
-                            let slot = match track {
-                                MediaKind::Audio => &mut audio,
-                                MediaKind::Video | MediaKind::Screen => &mut video,
-                            };
-                            *slot = Some(slot.map_or(loss, |l| l.max(loss)));
-                        }
-                        sample.loss_in = audio.or(video).or(sample.loss_in);
-                        let usual_loss = median(&peer.recent_loss).unwrap_or(0.0);
-                        // The loss beyond the line's usual: what filling it up costs.
-                        let excess = sample.loss_out.map(|loss| (loss - usual_loss).max(0.0));
-                        if let Some(loss) = sample.loss_out {
-                            if peer.recent_loss.len() == LOSS_FLOOR_SAMPLES {
-                                peer.recent_loss.pop_front();
+                    if let Some((check, sample)) = peer.link.finish() {
+                        let changed = peer.check_line(check);
+                        if let Some(mut sample) = sample {
+                            peer.count_uplink_loss(&mut sample);
+                            if let Some(loss) = sample.loss_out {
+                                if peer.recent_loss.len() == LOSS_FLOOR_SAMPLES {
+                                    peer.recent_loss.pop_front();
+                                }
+                                peer.recent_loss.push_back(loss.clamp(0.0, 1.0));
                             }
-                            peer.recent_loss.push_back(loss.clamp(0.0, 1.0));
+                            tracing::debug!(
+                                peer = %id,
+                                loss_out = ?sample.loss_out,
+                                bytes_out = sample.bytes_out,
+                                nacks_out = sample.nacks_out,
+                                "line sample"
+                            );
+                            self.events.push_back((id, PeerEvent::Link(sample)));
                         }
-                        let losing = excess.is_some_and(|excess| excess > LOSING_SHARE);
-                        let changed = peer.losing != losing || losing;
-                        peer.losing = losing;
-                        peer.delivered = match (losing, excess) {
-                            (true, Some(excess)) if !sample.interval.is_zero() => {
-                                let sent =
-                                    sample.bytes_out as f64 * 8.0 / sample.interval.as_secs_f64();
-                                // What arrived, less the share the line was losing
-                                // (room for its queue to drain): a sample that began
-                                // before the line filled up reads both too high, and
-                                // one sample must be enough to step down far enough.
-                                let kept = f64::from(1.0 - excess.clamp(0.0, 1.0));
-                                Some((sent * kept * kept) as u64)
-                            }
-                            _ => None,
-                        };
-                        self.events.push_back((id, PeerEvent::Link(sample)));
                         if changed {
                             self.allocate_layers(id, now);
                         }
@@ -2161,6 +2226,7 @@ impl TrackOut {
             payload_types: Vec::new(),
             seq_base: None,
             switch: LayerSwitch::default(),
+            held_until: None,
         }
     }
 

@@ -3,7 +3,10 @@
 //! str0m reports, once per stats interval, one `PeerStats` and then one
 //! `MediaIngressStats` / `MediaEgressStats` per stream, all within the same drain of
 //! the peer's outputs. [`LinkMeter`] collects one such batch and, when the drain ends,
-//! turns it into a [`LinkSample`]: figures over the interval since the previous one.
+//! gives a [`LineCheck`] (the loss towards the peer now, for the core's quick reaction
+//! to a line that fills up) and, once per sample interval, a [`LinkSample`]: figures
+//! over the interval since the previous one. With bandwidth estimation on, str0m's
+//! batches come several times per sample (see `CHECKS_PER_SAMPLE` in `core.rs`).
 //!
 //! Counters in str0m's reports are totals since the connection began; a sample holds
 //! their differences. Loss and jitter are the latest receiver-report values, which
@@ -74,12 +77,31 @@ struct Totals {
     keyframe_requests_out: u64,
 }
 
-/// Collects one batch of str0m statistics and yields a sample per batch.
-#[derive(Debug, Default)]
+/// The line towards a peer as one batch of str0m statistics shows it: what the core
+/// checks for a line that fills up, more often than samples are taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LineCheck {
+    pub at: Instant,
+    /// Fraction (0..1) lost towards the peer lately, as in [`LinkSample::loss_out`]:
+    /// transport-wide feedback covers the last second whenever it is read.
+    pub loss_out: Option<f32>,
+    /// Every byte sent to the peer since the connection began.
+    pub bytes_out_total: u64,
+}
+
+/// Collects batches of str0m statistics; yields a check per batch and a sample per
+/// sample interval.
+#[derive(Debug)]
 pub(crate) struct LinkMeter {
+    /// How often a sample is taken.
+    every: Duration,
     previous: Totals,
     previous_at: Option<Instant>,
+    /// The latest batch: str0m's figures are totals, so the latest batch is all a
+    /// sample needs.
     batch: Option<Batch>,
+    /// A batch arrived since the last [`LinkMeter::finish`].
+    fresh: bool,
 }
 
 #[derive(Debug, Default)]
@@ -119,8 +141,21 @@ impl WeightedMean {
 }
 
 impl LinkMeter {
+    /// A meter that takes a sample every `every`.
+    pub(crate) fn new(every: Duration) -> LinkMeter {
+        LinkMeter {
+            every,
+            previous: Totals::default(),
+            previous_at: None,
+            batch: None,
+            fresh: false,
+        }
+    }
+
+    /// The first report of a batch: a batch replaces the one before.
     pub(crate) fn peer_stats(&mut self, stats: &PeerStats) {
-        let batch = self.batch.get_or_insert_with(Batch::default);
+        self.fresh = true;
+        let batch = self.batch.insert(Batch::default());
         batch.at = Some(stats.timestamp);
         batch.totals.bytes_in = stats.bytes_rx;
         batch.totals.bytes_out = stats.bytes_tx;
@@ -131,6 +166,7 @@ impl LinkMeter {
     }
 
     pub(crate) fn ingress(&mut self, stats: &MediaIngressStats, kind: Option<MediaKind>) {
+        self.fresh = true;
         let batch = self.batch.get_or_insert_with(Batch::default);
         let t = &mut batch.totals;
         t.packets_in += stats.packets;
@@ -152,6 +188,7 @@ impl LinkMeter {
     }
 
     pub(crate) fn egress(&mut self, stats: &MediaEgressStats, kind: Option<MediaKind>) {
+        self.fresh = true;
         let batch = self.batch.get_or_insert_with(Batch::default);
         let t = &mut batch.totals;
         t.packets_out += stats.packets;
@@ -169,8 +206,29 @@ impl LinkMeter {
         }
     }
 
-    /// Ends the current batch, if one is complete, and returns its sample.
-    pub(crate) fn finish(&mut self) -> Option<LinkSample> {
+    /// Ends the current batch, if one arrived: its check, and the sample, if one is
+    /// due.
+    pub(crate) fn finish(&mut self) -> Option<(LineCheck, Option<LinkSample>)> {
+        if !std::mem::take(&mut self.fresh) {
+            return None;
+        }
+        let batch = self.batch.as_ref()?;
+        let at = batch.at?;
+        let check = LineCheck {
+            at,
+            loss_out: batch.twcc_loss_out.or_else(|| batch.loss_out.mean()),
+            bytes_out_total: batch.totals.bytes_out,
+        };
+        // str0m's timer drifts a little: a sample is due slightly early rather than a
+        // whole batch late.
+        let due = self.previous_at.is_none_or(|previous| {
+            at.saturating_duration_since(previous) + self.every / 8 >= self.every
+        });
+        Some((check, if due { self.sample() } else { None }))
+    }
+
+    /// Turns the latest batch into a sample over the interval since the previous one.
+    fn sample(&mut self) -> Option<LinkSample> {
         let batch = self.batch.take()?;
         let at = batch.at?;
         let previous_at = self.previous_at.replace(at);

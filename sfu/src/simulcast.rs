@@ -36,6 +36,10 @@ pub(crate) struct TrackDemand {
     pub layers: Vec<LayerInfo>,
     /// The layer the subscriber receives now, if any.
     pub current: Option<usize>,
+    /// Lately stepped down for lack of bandwidth: stays on its lowest layer, and asks
+    /// the estimator for nothing more, until the estimate has caught up with the line
+    /// (see [`allocate`]).
+    pub held: bool,
     /// A shared screen: served before every camera, since what is presented is what
     /// the meeting is looking at.
     pub screen: bool,
@@ -57,6 +61,10 @@ pub(crate) struct Allocation {
     /// Bits per second of the next step up, if some track is below what it wants:
     /// what the bandwidth estimator should probe for.
     pub next_step: Option<u64>,
+    /// Which tracks (same order as the demands) fell for lack of bandwidth, to their
+    /// lowest layer or to nothing: the core stops their layer at once, and holds them
+    /// at most at their lowest a while.
+    pub fell: Vec<bool>,
 }
 
 /// Up to this fraction of the estimate is given to media, leaving room for RTCP,
@@ -64,7 +72,8 @@ pub(crate) struct Allocation {
 const BUDGET_SHARE: f64 = 0.9;
 /// A layer a subscriber already receives is kept while the budget holds this share of
 /// its rate: a layer's rate and the estimate both wander (a keyframe is a burst), and a
-/// picture that changes size at every wobble is worse than one that does not.
+/// picture that changes size at every wobble is worse than one that does not. A track
+/// that cannot keep its layer even so falls to its lowest (see [`allocate`]).
 const KEEP_SHARE: f64 = 0.75;
 
 /// The layer a track's shown size calls for: the smallest whose pictures are at least
@@ -98,10 +107,19 @@ pub(crate) fn allocate(
 ) -> Allocation {
     let wanted: Vec<Option<usize>> = demands.iter().map(wanted_layer).collect();
     let rate = |track: usize, layer: usize| demands[track].layers[layer].bitrate;
+    // A held track asks for its lowest layer only: probing a line that just overflowed
+    // for more would only fill it again.
     let desired = wanted
         .iter()
         .enumerate()
-        .filter_map(|(track, layer)| layer.map(|layer| rate(track, layer)))
+        .filter_map(|(track, layer)| {
+            let layer = if demands[track].held {
+                layer.map(|_| 0)
+            } else {
+                *layer
+            };
+            layer.map(|layer| rate(track, layer))
+        })
         .sum();
     let mut budget = match estimate {
         Some(estimate) => ((estimate as f64 * BUDGET_SHARE) as u64).saturating_sub(audio),
@@ -115,15 +133,12 @@ pub(crate) fn allocate(
         std::cmp::Reverse((demand.screen, demand.shown_height.unwrap_or(u32::MAX)))
     });
     let mut layers: Vec<Option<usize>> = vec![None; demands.len()];
+    let mut fell = vec![false; demands.len()];
     let mut starved = false;
-    // What taking `step` more for `layer` of `track` needs of the budget: less for a
-    // layer it has now.
-    let needs = |track: usize, layer: usize, step: u64| {
-        if !losing
-            && demands[track]
-                .current
-                .is_some_and(|current| layer <= current)
-        {
+    // What taking `step` more needs of the budget: less when the layer is one the track
+    // may keep (see `keeps` below).
+    let needs = |discounted: bool, step: u64| {
+        if discounted {
             (step as f64 * KEEP_SHARE) as u64
         } else {
             step
@@ -134,11 +149,14 @@ pub(crate) fn allocate(
         if wanted[track].is_none() {
             continue;
         }
-        if needs(track, 0, rate(track, 0)) <= budget {
+        let receives = !losing && demands[track].current.is_some();
+        if needs(receives, rate(track, 0)) <= budget {
             budget = budget.saturating_sub(rate(track, 0));
             layers[track] = Some(0);
         } else {
             starved = true;
+            // Paused for lack of bandwidth: a fall too, held like one.
+            fell[track] = demands[track].current.is_some();
         }
     }
     // ...then the most prominent are raised as far as their size calls for and the
@@ -148,9 +166,36 @@ pub(crate) fn allocate(
         let (Some(mut layer), Some(want)) = (layers[track], wanted[track]) else {
             continue;
         };
+        if demands[track].held {
+            continue;
+        }
+        // A track keeps the layer it receives (or as much of it as its size still
+        // calls for) while the budget holds the discounted share of every step up to
+        // it.
+        let keep = demands[track].current.map(|current| current.min(want));
+        let keeps = keep.is_some_and(|keep| {
+            let mut left = budget;
+            (layer..keep).all(|from| {
+                let step = rate(track, from + 1).saturating_sub(rate(track, from));
+                let fits = needs(!losing, step) <= left;
+                left = left.saturating_sub(step);
+                fits
+            })
+        });
+        // One that cannot is stepping down for lack of bandwidth, and goes down to its
+        // lowest layer. The estimate has just fallen, and usually not yet as far as the
+        // line did: a layer between would often not fit either, and its keyframe, the
+        // largest of frames, would crawl through a full line while the picture stands
+        // still. The core then holds the track there until the estimate has caught up.
+        if keep.is_some_and(|keep| keep > layer) && !keeps {
+            fell[track] = true;
+            next_step.get_or_insert(rate(track, layer + 1).saturating_sub(rate(track, layer)));
+            continue;
+        }
         while layer < want {
             let step = rate(track, layer + 1).saturating_sub(rate(track, layer));
-            if needs(track, layer + 1, step) > budget {
+            let discounted = !losing && keep.is_some_and(|keep| layer < keep);
+            if needs(discounted, step) > budget {
                 next_step.get_or_insert(step);
                 break;
             }
@@ -176,6 +221,7 @@ pub(crate) fn allocate(
         allocated,
         desired,
         next_step,
+        fell,
     }
 }
 
@@ -385,6 +431,7 @@ mod tests {
             shown_height: height,
             layers: camera(),
             current: None,
+            held: false,
             screen: false,
         }
     }
@@ -443,6 +490,7 @@ mod tests {
             shown_height: Some(360),
             layers: layers(&[(500, 360)]),
             current: None,
+            held: false,
             screen: false,
         };
         assert_eq!(
@@ -461,6 +509,7 @@ mod tests {
             shown_height: Some(100),
             layers: layers(&[(300, 720)]),
             current: None,
+            held: false,
             screen: true,
         };
         // Room for the screen or the large camera's lowest layer, not both.
@@ -471,46 +520,86 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_received_is_kept_through_a_dip_but_not_a_fall() {
+    fn a_layer_received_is_kept_through_a_dip() {
         let receiving_top = TrackDemand {
             current: Some(2),
             ..shown(None)
         };
-        // 1.6 Mbit/s of budget is short of the top layer's 1.5 + nothing else... but
-        // within the share a layer already received may keep.
+        // 1.3 Mbit/s of budget is short of the top layer's 1.5... but within the
+        // share a layer already received may keep.
         let dip = ((1_300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
-        assert_eq!(
-            allocate(
-                Some(dip),
-                50_000,
-                std::slice::from_ref(&receiving_top),
-                false
-            )
-            .layers,
-            vec![Some(2)]
+        let allocation = allocate(
+            Some(dip),
+            50_000,
+            std::slice::from_ref(&receiving_top),
+            false,
         );
+        assert_eq!(allocation.layers, vec![Some(2)]);
+        assert_eq!(allocation.fell, vec![false]);
         // A newcomer at the same estimate does not get it.
         assert_eq!(
             allocate(Some(dip), 50_000, &[shown(None)], false).layers,
             vec![Some(1)]
         );
-        // While the line is losing packets, a layer received is kept only whole.
-        assert_eq!(
-            allocate(
-                Some(dip),
-                50_000,
-                std::slice::from_ref(&receiving_top),
-                true
-            )
-            .layers,
-            vec![Some(1)]
-        );
-        // Far below, it steps down.
+        // Shown smaller, it steps down to the size: no fall.
+        let smaller = TrackDemand {
+            shown_height: Some(300),
+            ..receiving_top
+        };
+        let allocation = allocate(Some(dip), 50_000, &[smaller], false);
+        assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+    }
+
+    #[test]
+    fn a_layer_that_cannot_be_kept_falls_to_the_lowest() {
+        let receiving = |layer| TrackDemand {
+            current: Some(layer),
+            ..shown(None)
+        };
+        // 450 kbit/s for video: the lowest layer (150) and the step to the middle one
+        // (350) fit only at the share a layer received may keep.
+        let estimate = ((450_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        // A track that receives the middle layer keeps it through this dip...
+        let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], false);
+        assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+        // ...but one that receives the top cannot keep it, and falls to the lowest
+        // layer, not to the middle one: the estimate has just fallen, likely not yet
+        // as far as the line did.
+        let allocation = allocate(Some(estimate), 50_000, &[receiving(2)], false);
+        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert_eq!(allocation.fell, vec![true]);
+        assert_eq!(allocation.next_step, Some(350_000));
+        // So does the middle layer while the line is losing packets: it is then kept
+        // only whole.
+        let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], true);
+        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert_eq!(allocation.fell, vec![true]);
+        // Far below, the top falls to the lowest too, even where the middle layer
+        // would fit whole.
         let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
-        assert_eq!(
-            allocate(Some(fall), 50_000, &[receiving_top], false).layers,
-            vec![Some(1)]
-        );
+        let allocation = allocate(Some(fall), 50_000, &[receiving(2)], false);
+        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert_eq!(allocation.fell, vec![true]);
+        // Already at the lowest, there is nothing to fall from.
+        let allocation = allocate(Some(fall), 50_000, &[receiving(0)], false);
+        assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+    }
+
+    #[test]
+    fn a_held_track_stays_at_its_lowest_and_asks_for_nothing_more() {
+        let held = TrackDemand {
+            current: Some(0),
+            held: true,
+            ..shown(None)
+        };
+        let allocation = allocate(Some(100_000_000), 50_000, &[held, shown(None)], false);
+        assert_eq!(allocation.layers, vec![Some(0), Some(2)]);
+        assert_eq!(allocation.desired, 150_000 + 1_500_000);
+        assert_eq!(allocation.next_step, None);
+        assert_eq!(allocation.fell, vec![false, false]);
     }
 
     fn keyframe() -> vp8::Descriptor {

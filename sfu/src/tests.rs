@@ -902,6 +902,40 @@ fn link_samples(client: &Client) -> Vec<&crate::LinkSample> {
         .collect()
 }
 
+/// With bandwidth estimation on, str0m's statistics come several times a second (the
+/// core checks each line for filling up at each): the line samples still cover a
+/// second each, and count what that second carried.
+#[test]
+fn lines_are_sampled_once_a_second_with_estimation_on() {
+    let mut world = World::new();
+    world.sfu = Sfu::new(SfuConfig {
+        initial_estimate: Some(2_000_000),
+        ..test_config()
+    });
+    let first = world.join(1);
+    let second = world.join(1);
+    run_meeting(&mut world, Duration::from_secs(10));
+    for index in [first, second] {
+        let samples = link_samples(world.client(index));
+        assert!(
+            (8..=11).contains(&samples.len()),
+            "one sample a second, got {}",
+            samples.len()
+        );
+        for sample in &samples[samples.len() - 3..] {
+            assert!(
+                sample.interval >= Duration::from_millis(900)
+                    && sample.interval <= Duration::from_millis(1100),
+                "{sample:?}"
+            );
+            assert!(
+                sample.packets_out >= 50 && sample.bytes_out > 20_000,
+                "{sample:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn each_peer_line_is_measured_in_both_directions() {
     let mut world = World::new();

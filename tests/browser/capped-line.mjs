@@ -285,6 +285,10 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
         samples: timeline.length,
         audio_under_cap: audioBetween(atCap, atLift),
         audio_after_step_down: audioBetween(settled, atLift),
+        // When audio was lost, for reading what happened: one entry per sample that
+        // counted losses.
+        audio_losses: timeline.filter((s, i) => i > 0 && s.audio.packetsLost > timeline[i - 1].audio.packetsLost)
+          .map((s) => ({ t: s.t, lost: s.audio.packetsLost - timeline[timeline.indexOf(s) - 1].audio.packetsLost })),
         freezes_after_lift: freezes(timeline.filter((s) => s.t >= report.lifted_at_ms)),
         video_frames_under_cap: atLift.video.framesDecoded - atCap.video.framesDecoded,
         heights: [...new Set(timeline.map((s) => s.video.height))],

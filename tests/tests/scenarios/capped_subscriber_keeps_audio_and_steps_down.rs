@@ -121,8 +121,13 @@ fn judge(report: &Value) -> anyhow::Result<()> {
     }
     eprintln!(
         "figures: down after {down} ms, top again {up} ms after the cap, audio under the cap \
-         {audio}; Poor's freezes {}; the clean site's heights {} and freezes {}",
-        poor["freezes"], good["height_changes"], good["freezes"]
+         {audio} (capped at {} ms, losses {}); Poor's freezes {}; the clean site's heights {} \
+         and freezes {}",
+        report["capped_at_ms"],
+        poor["audio_losses"],
+        poor["freezes"],
+        good["height_changes"],
+        good["freezes"]
     );
     Ok(())
 }
