@@ -62,8 +62,8 @@ pub(crate) struct Allocation {
     /// what the bandwidth estimator should probe for.
     pub next_step: Option<u64>,
     /// Which tracks (same order as the demands) fell for lack of bandwidth, to their
-    /// lowest layer or to nothing: the core stops their layer at once, and holds them
-    /// at most at their lowest a while.
+    /// lowest layer, or to nothing while the line is losing: the core stops their
+    /// layer at once, and holds them at most at their lowest a while.
     pub fell: Vec<bool>,
 }
 
@@ -155,8 +155,12 @@ pub(crate) fn allocate(
             layers[track] = Some(0);
         } else {
             starved = true;
-            // Paused for lack of bandwidth: a fall too, held like one.
-            fell[track] = demands[track].current.is_some();
+            // Paused while the line is losing: a fall too, held like one, or the
+            // video comes back on the lagging estimate as soon as the line has
+            // drained, and fills it again. Paused otherwise (the budget went to
+            // more prominent videos, or the estimate dipped on a line that loses
+            // nothing) it may come back as soon as there is room.
+            fell[track] = losing && demands[track].current.is_some();
         }
     }
     // ...then the most prominent are raised as far as their size calls for and the
@@ -585,6 +589,29 @@ mod tests {
         // Already at the lowest, there is nothing to fall from.
         let allocation = allocate(Some(fall), 50_000, &[receiving(0)], false);
         assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+    }
+
+    #[test]
+    fn a_video_paused_counts_as_a_fall_only_while_the_line_is_losing() {
+        let receiving = TrackDemand {
+            current: Some(0),
+            ..shown(None)
+        };
+        // 100 kbit/s for video: not even the lowest layer (150) fits.
+        let estimate = ((100_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
+        let allocation = allocate(
+            Some(estimate),
+            50_000,
+            std::slice::from_ref(&receiving),
+            true,
+        );
+        assert_eq!(allocation.layers, vec![None]);
+        assert_eq!(allocation.fell, vec![true]);
+        // A dip of the estimate on a line that loses nothing, or a budget taken by
+        // more prominent videos: paused, free to come back as soon as there is room.
+        let allocation = allocate(Some(estimate), 50_000, &[receiving], false);
+        assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![false]);
     }
 
