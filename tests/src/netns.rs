@@ -105,6 +105,19 @@ impl SiteNamespace {
         in_line(&["ip", "link", "set", uplink, "up"])?;
         in_line(&["ip", "link", "set", &line_end, "up"])?;
         in_line(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])?;
+        // A mountain line that fails loses packets silently: nothing on it answers with
+        // an ICMP error, which would tell the site's TCP at once that its connection
+        // attempt failed. While the link is down its own route is gone and this one
+        // takes over; while it is up, the link's route wins on its lower metric.
+        in_line(&[
+            "ip",
+            "route",
+            "add",
+            "blackhole",
+            "10.77.0.0/24",
+            "metric",
+            "4000",
+        ])?;
 
         let in_site = |command: &[&str]| in_namespace(site, command);
         in_site(&["ip", "link", "set", "lo", "up"])?;

@@ -5,7 +5,9 @@
 //!
 //! The commune's Chromium runs in a network namespace of its own, behind a namespace
 //! that is its line to the server; the drop is `ip link set down` on the line's link
-//! towards the server (see `tests/src/netns.rs`). The chair's Chromium runs beside the
+//! towards the server (see `tests/src/netns.rs`), and while it is down the line loses
+//! what the commune sends silently, as a failed mountain line does (no ICMP error to
+//! tell its TCP that a connection attempt failed). The chair's Chromium runs beside the
 //! server.
 
 use std::time::Duration;
