@@ -11,10 +11,11 @@
 //!
 //! The server has one probe username fragment and password for its life, handed to each
 //! site in `joined` (docs/signaling.md). The page makes a connection whose remote
-//! description names them and the server's candidates (UDP, and ICE-TCP for a site whose
-//! firewall passes no UDP: a check over TCP is answered on its connection); a check that names the probe
-//! fragment and carries a valid MESSAGE-INTEGRITY for the probe password is answered with
-//! a binding success, signed with the same password, as an ICE-lite peer would. Nothing
+//! description names them and the server's candidates (UDP, and ICE-TCP for a site
+//! whose firewall passes no UDP: a check over TCP is answered on its connection); a
+//! check that names the probe fragment and carries a valid MESSAGE-INTEGRITY for the
+//! probe password is answered with a binding success, signed with the same password, as
+//! an ICE-lite peer would. Nothing
 //! else happens: no peer, no address bound, no DTLS (the page closes the connection once
 //! ICE says connected). A check without the password is not answered, so the socket is
 //! no open STUN server, and the answer is about the size of the check (64 bytes; a
