@@ -61,9 +61,9 @@ pub(crate) struct Allocation {
     /// Bits per second of the next step up, if some track is below what it wants:
     /// what the bandwidth estimator should probe for.
     pub next_step: Option<u64>,
-    /// Which tracks (same order as the demands) fell for lack of bandwidth, to their
-    /// lowest layer, or to nothing while the line is losing: the core stops their
-    /// layer at once, and holds them at most at their lowest a while.
+    /// Which tracks (same order as the demands) fell while the line was losing, to
+    /// their lowest layer or to nothing: the core stops their layer at once, and holds
+    /// them at most at their lowest a while.
     pub fell: Vec<bool>,
 }
 
@@ -73,7 +73,8 @@ const BUDGET_SHARE: f64 = 0.9;
 /// A layer a subscriber already receives is kept while the budget holds this share of
 /// its rate: a layer's rate and the estimate both wander (a keyframe is a burst), and a
 /// picture that changes size at every wobble is worse than one that does not. A track
-/// that cannot keep its layer even so falls to its lowest (see [`allocate`]).
+/// that cannot keep its layer even so steps down, and falls to its lowest while the
+/// line is losing (see [`allocate`]).
 const KEEP_SHARE: f64 = 0.75;
 
 /// The layer a track's shown size calls for: the smallest whose pictures are at least
@@ -186,12 +187,16 @@ pub(crate) fn allocate(
                 fits
             })
         });
-        // One that cannot is stepping down for lack of bandwidth, and goes down to its
-        // lowest layer. The estimate has just fallen, and usually not yet as far as the
-        // line did: a layer between would often not fit either, and its keyframe, the
+        // One that cannot while the line is losing is stepping down because the line
+        // filled up, and goes down to its lowest layer. The estimate lags behind such
+        // a line: a layer between would often not fit either, and its keyframe, the
         // largest of frames, would crawl through a full line while the picture stands
         // still. The core then holds the track there until the estimate has caught up.
-        if keep.is_some_and(|keep| keep > layer) && !keeps {
+        // On a line that loses nothing the estimate is all there is to go by, and it
+        // dips for reasons of its own (it is only as high as what was sent lately,
+        // while a publisher's encoder is still ramping up its rate): the track steps
+        // down only as far as the estimate says, below.
+        if losing && keep.is_some_and(|keep| keep > layer) && !keeps {
             fell[track] = true;
             next_step.get_or_insert(rate(track, layer + 1).saturating_sub(rate(track, layer)));
             continue;
@@ -556,7 +561,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_that_cannot_be_kept_falls_to_the_lowest() {
+    fn a_layer_that_cannot_be_kept_while_the_line_is_losing_falls_to_the_lowest() {
         let receiving = |layer| TrackDemand {
             current: Some(layer),
             ..shown(None)
@@ -564,31 +569,54 @@ mod tests {
         // 450 kbit/s for video: the lowest layer (150) and the step to the middle one
         // (350) fit only at the share a layer received may keep.
         let estimate = ((450_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
-        // A track that receives the middle layer keeps it through this dip...
+        // On a line that loses nothing, a track that receives the middle layer keeps it
+        // through this dip...
         let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], false);
         assert_eq!(allocation.layers, vec![Some(1)]);
         assert_eq!(allocation.fell, vec![false]);
-        // ...but one that receives the top cannot keep it, and falls to the lowest
-        // layer, not to the middle one: the estimate has just fallen, likely not yet
-        // as far as the line did.
-        let allocation = allocate(Some(estimate), 50_000, &[receiving(2)], false);
-        assert_eq!(allocation.layers, vec![Some(0)]);
-        assert_eq!(allocation.fell, vec![true]);
-        assert_eq!(allocation.next_step, Some(350_000));
-        // So does the middle layer while the line is losing packets: it is then kept
-        // only whole.
+        // ...but not while the line is losing packets: it is then kept only whole, and
+        // falls to the lowest layer.
         let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], true);
         assert_eq!(allocation.layers, vec![Some(0)]);
         assert_eq!(allocation.fell, vec![true]);
-        // Far below, the top falls to the lowest too, even where the middle layer
-        // would fit whole.
+        assert_eq!(allocation.next_step, Some(350_000));
+        // The top falls to the lowest too, not to the middle, even where the middle
+        // layer would fit whole: the estimate lags behind a line that filled up, and
+        // has likely not yet come down as far as the line did.
         let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
-        let allocation = allocate(Some(fall), 50_000, &[receiving(2)], false);
+        let allocation = allocate(Some(fall), 50_000, &[receiving(2)], true);
         assert_eq!(allocation.layers, vec![Some(0)]);
         assert_eq!(allocation.fell, vec![true]);
         // Already at the lowest, there is nothing to fall from.
-        let allocation = allocate(Some(fall), 50_000, &[receiving(0)], false);
+        let allocation = allocate(Some(fall), 50_000, &[receiving(0)], true);
         assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+    }
+
+    #[test]
+    fn on_a_line_that_loses_nothing_a_layer_steps_down_only_as_far_as_the_estimate_says() {
+        let receiving_top = TrackDemand {
+            current: Some(2),
+            ..shown(None)
+        };
+        // 450 kbit/s for video: the top cannot be kept, the middle layer can (at the
+        // share a layer below the one received may keep). The estimate is all there is
+        // to go by, and dips on a clean line too (it is only as high as what was sent
+        // lately): no fall, no hold.
+        let estimate = ((450_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let allocation = allocate(
+            Some(estimate),
+            50_000,
+            std::slice::from_ref(&receiving_top),
+            false,
+        );
+        assert_eq!(allocation.layers, vec![Some(1)]);
+        assert_eq!(allocation.fell, vec![false]);
+        assert_eq!(allocation.next_step, Some(1_000_000));
+        // Further down, to the lowest layer, and still no fall.
+        let low = ((250_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let allocation = allocate(Some(low), 50_000, &[receiving_top], false);
+        assert_eq!(allocation.layers, vec![Some(0)]);
         assert_eq!(allocation.fell, vec![false]);
     }
 
