@@ -57,11 +57,29 @@ const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 /// sent loses a fifth of it and more; each second of that before the video steps down
 /// costs audio too, which shares the line's queue.
 const CHECKS_PER_SAMPLE: u32 = 4;
-/// A video that fell to its lowest layer for lack of bandwidth stays there this long.
+/// A video that fell to its lowest layer on a losing line stays there this long.
 /// The estimate that made it fall lags behind the line (on a line capped at 300 kbit/s
 /// it takes about a second to come down from 500), and raising the video again on it
 /// would overfill the line at once; audio pays for that.
 const FALL_HOLD: Duration = Duration::from_secs(2);
+/// The resend cache of an outgoing video stream, as str0m sets it by default: the
+/// packets, and how old, it can resend when the subscriber asks; and the share of
+/// resent bytes beyond which it gives up resending (see `str0m::rtp::StreamTx::set_rtx_cache`).
+/// Set again, to empty the cache, when the stream's layer falls.
+const RTX_CACHE_PACKETS: usize = 2000;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+/// A subscriber that wants more video than its estimate allows, on a line that loses
+/// nothing, whose estimate has not moved for this long has its estimator restarted
+/// from that estimate. str0m raises an estimate only so far above what is sent (half as
+/// much again) unless it probes, and decides whether it may probe from the state its
+/// estimator was in when the estimate last changed: an estimate cut while the line was
+/// congested, left above what the audio alone reaches once the video paused, never
+/// changes again, and the video never comes back. A restarted estimator probes at
+/// once, from the estimate it had.
+const ESTIMATE_STUCK_AFTER: Duration = Duration::from_secs(2);
+/// What str0m lets its estimate reach beyond half as much again as is sent.
+const APP_LIMITED_HEADROOM_BPS: u64 = 10_000;
 /// Loss towards a peer, beyond the line's usual loss, above which its line counts as
 /// full: a layer it receives is then given up as soon as the estimate says it does
 /// not fit whole.
@@ -232,6 +250,9 @@ pub(crate) struct Peer {
     /// str0m's latest estimate of the bandwidth towards this peer, bits per second,
     /// while it can probe (the peer sends transport-wide feedback).
     estimate: Option<u64>,
+    /// When str0m last gave a new estimate towards this peer, or its estimator was
+    /// last restarted (see [`ESTIMATE_STUCK_AFTER`]).
+    estimate_moved_at: Instant,
     /// The height at which the peer shows each video it receives, by our mid.
     shown_heights: HashMap<Mid, u32>,
     /// What the peer was last told of paused video ([`PeerEvent::VideoPaused`]).
@@ -307,6 +328,14 @@ impl Peer {
         changed
     }
 
+    /// Bits per second sent to this peer over about the last second (its last line
+    /// checks); `None` before two checks.
+    fn sent_rate(&self) -> Option<u64> {
+        let (&(since, then), &(at, total)) = (self.sent.front()?, self.sent.back()?);
+        let span = at.checked_duration_since(since)?.as_secs_f64();
+        (span > 0.0).then(|| (total.saturating_sub(then) as f64 * 8.0 / span) as u64)
+    }
+
     /// Puts into a line sample the loss on the way from this peer over the sample's
     /// interval: our own count of the gaps rather than the last receiver report's; the
     /// audio's, which is never retransmitted, else the worst video stream's.
@@ -357,6 +386,7 @@ impl Peer {
             voice: VoiceMeter::default(),
             line_test: None,
             estimate: None,
+            estimate_moved_at: now,
             shown_heights: HashMap::default(),
             video_paused: false,
             bwe_rates: None,
@@ -467,7 +497,7 @@ struct TrackOut {
     /// Video: which of the source's layers goes out, and the rewriting that makes
     /// layer switches invisible.
     switch: LayerSwitch,
-    /// Fell to its lowest layer for lack of bandwidth: held there until then
+    /// Fell to its lowest layer on a losing line: held there until then
     /// ([`FALL_HOLD`]).
     held_until: Option<Instant>,
 }
@@ -1112,6 +1142,15 @@ impl Sfu {
             if fell {
                 track.switch.set_target(None);
                 track.held_until = Some(now + FALL_HOLD);
+                // And what of it was sent is not sent again: the subscriber asks for
+                // the packets the full line dropped, and each one resent would take
+                // the line's room from audio again, for pictures the lower layer
+                // replaces anyway. Setting the cache anew empties it.
+                if let OutState::Open(mid) = track.state
+                    && let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None)
+                {
+                    stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, RTX_RATIO_CAP);
+                }
             }
             track.switch.set_target(layer);
             let stand_ins = choice
@@ -1138,11 +1177,19 @@ impl Sfu {
             ));
         }
         if self.config.initial_estimate.is_some() {
+            restart_stuck_estimator(peer, &allocation, now);
             // Probe towards everything the peer would show, with room above it so that
             // the estimate does not sit right at what the top layers need; but never pad
             // beyond what is sent: on a full line padding only adds delay and loss.
             let desired = (allocation.desired + audio) * 6 / 5;
-            let minimum = allocation.allocated + audio;
+            // str0m pads up to the minimum whatever is sent, and a layer chosen may
+            // not flow yet (it waits for its keyframe): on a line that is losing,
+            // that padding would go into a full queue, ahead of audio.
+            let minimum = if peer.losing {
+                0
+            } else {
+                allocation.allocated + audio
+            };
             if peer.bwe_rates != Some((minimum, desired)) {
                 peer.bwe_rates = Some((minimum, desired));
                 peer.rtc
@@ -1639,6 +1686,7 @@ impl Sfu {
                 tracing::trace!(peer = %id, ?estimate, "bandwidth estimate");
                 if peer.estimate != estimate {
                     peer.estimate = estimate;
+                    peer.estimate_moved_at = now;
                     self.allocate_layers(id, now);
                 }
             }
@@ -2325,6 +2373,31 @@ impl OutPayload {
             OutPayload::Primary(pt) => Some((pt, red_primary?.clone())),
         }
     }
+}
+
+/// Restarts the estimator towards `peer` if its estimate is stuck below what it wants
+/// (see [`ESTIMATE_STUCK_AFTER`]).
+fn restart_stuck_estimator(peer: &mut Peer, allocation: &simulcast::Allocation, now: Instant) {
+    let Some(estimate) = peer.estimate else {
+        return;
+    };
+    if allocation.next_step.is_none()
+        || peer.losing
+        || now.saturating_duration_since(peer.estimate_moved_at) < ESTIMATE_STUCK_AFTER
+    {
+        return;
+    }
+    // Only an estimate beyond what str0m can reach from what is sent is stuck; one
+    // within reach moves as the rate sent does.
+    if peer
+        .sent_rate()
+        .is_none_or(|sent| estimate.saturating_sub(APP_LIMITED_HEADROOM_BPS) < sent * 3 / 2)
+    {
+        return;
+    }
+    tracing::debug!(estimate, "estimate stuck: estimator restarted");
+    peer.rtc.bwe().reset(Bitrate::bps(estimate));
+    peer.estimate_moved_at = now;
 }
 
 /// The median of `values` (the lower middle one of an even count); `None` if empty.

@@ -36,6 +36,8 @@ mod voice;
 const SERVER: &str = "10.0.0.1:5000";
 const ONE_WAY: Duration = Duration::from_millis(5);
 const TICK: Duration = Duration::from_millis(1);
+/// What a capped downlink ([`Client::downlink_bps`]) queues before it drops.
+const DOWNLINK_QUEUE: Duration = Duration::from_millis(250);
 
 /// A simulated participant: a str0m client in frame mode that publishes audio and video.
 struct Client {
@@ -64,6 +66,12 @@ struct Client {
     /// downlink.
     drop_received_every: u64,
     received_datagrams: u64,
+    /// When set, the client's downlink carries this many bits per second, through a
+    /// queue that holds a quarter of a second, beyond which datagrams are dropped: a
+    /// capped line, as a slow modem is.
+    downlink_bps: Option<u64>,
+    /// When the capped downlink has sent what is queued on it.
+    downlink_free_at: Instant,
     gone: Option<GoneReason>,
     events: Vec<PeerEvent>,
     /// When not zero, the client answers this many of the server's offers with
@@ -157,6 +165,8 @@ impl World {
             sent: 0,
             drop_received_every: 0,
             received_datagrams: 0,
+            downlink_bps: None,
+            downlink_free_at: self.now,
             gone: None,
             events: Vec::new(),
             garbage_answers: 0,
@@ -318,10 +328,24 @@ impl World {
             .iter()
             .find(|c| c.addr == to)
             .is_none_or(|c| c.online);
-        if receiver_online {
-            self.network
-                .push_back((self.now + ONE_WAY, from, to, bytes));
+        if !receiver_online {
+            return;
         }
+        let mut due = self.now + ONE_WAY;
+        if let Some(receiver) = self.clients.iter_mut().find(|c| c.addr == to)
+            && let Some(bps) = receiver.downlink_bps
+        {
+            let start = receiver.downlink_free_at.max(self.now);
+            if start - self.now > DOWNLINK_QUEUE {
+                return;
+            }
+            let on_the_wire = Duration::from_secs_f64((bytes.len() + 28) as f64 * 8.0 / bps as f64);
+            receiver.downlink_free_at = start + on_the_wire;
+            due = receiver.downlink_free_at + ONE_WAY;
+        }
+        // Datagrams queued on a capped line arrive later than others sent after them.
+        let at = self.network.partition_point(|(d, ..)| *d <= due);
+        self.network.insert(at, (due, from, to, bytes));
     }
 
     /// Writes one audio frame and, every 5th call, one video frame tagged with the sender.

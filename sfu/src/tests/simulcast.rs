@@ -374,3 +374,47 @@ fn top_layer_after_loss_begins(clean: Duration) -> Duration {
     }
     last_top - losing_from
 }
+
+/// A subscriber whose downlink was capped below even the lowest layer for a while (its
+/// video paused) gets the top layer back within seconds of the cap being lifted,
+/// however its estimate fell. (str0m's estimator only moves its estimate up so far
+/// beyond what is sent, and can be left unable to probe for more: the core must see
+/// that it is stuck.)
+#[test]
+fn a_subscriber_whose_line_was_capped_gets_the_top_layer_back() {
+    let (mut world, publisher) = estimating_world_with_publisher();
+    let poor = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(3), publisher, &mut count);
+    assert_eq!(
+        received_layers(&world, poor).last().map(String::as_str),
+        Some("h")
+    );
+    world.clients[poor].downlink_bps = Some(200_000);
+    run(&mut world, Duration::from_secs(6), publisher, &mut count);
+    world.clients[poor].downlink_bps = None;
+    let lifted = world.now;
+    let mut back = None;
+    for _ in 0..300 {
+        let before = received_layers(&world, poor).len();
+        run(
+            &mut world,
+            Duration::from_millis(100),
+            publisher,
+            &mut count,
+        );
+        if received_layers(&world, poor)[before..]
+            .iter()
+            .any(|l| l == "h")
+        {
+            back = Some(world.now - lifted);
+            break;
+        }
+    }
+    eprintln!("top layer back {back:?} after the cap was lifted");
+    let back = back.expect("the top layer never came back within 30 s of the lift");
+    assert!(
+        back < Duration::from_secs(5),
+        "the top layer came back only {back:?} after the lift"
+    );
+}
