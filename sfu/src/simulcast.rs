@@ -36,9 +36,9 @@ pub(crate) struct TrackDemand {
     pub layers: Vec<LayerInfo>,
     /// The layer the subscriber receives now, if any.
     pub current: Option<usize>,
-    /// Lately stepped down for lack of bandwidth: stays on its lowest layer, and asks
-    /// the estimator for nothing more, until the estimate has caught up with the line
-    /// (see [`allocate`]).
+    /// Lately fell on a losing line: gets nothing while the line is still losing, at
+    /// most its lowest layer after, and asks the estimator for nothing more, until the
+    /// estimate has caught up with the line (see [`allocate`]).
     pub held: bool,
     /// A shared screen: served before every camera, since what is presented is what
     /// the meeting is looking at.
@@ -61,9 +61,9 @@ pub(crate) struct Allocation {
     /// Bits per second of the next step up, if some track is below what it wants:
     /// what the bandwidth estimator should probe for.
     pub next_step: Option<u64>,
-    /// Which tracks (same order as the demands) fell while the line was losing, to
-    /// their lowest layer or to nothing: the core stops their layer at once, and holds
-    /// them at most at their lowest a while.
+    /// Which tracks (same order as the demands) fell while the line was losing: they
+    /// are paused, the core stops their layer at once, and holds them at most at their
+    /// lowest a while.
     pub fell: Vec<bool>,
 }
 
@@ -73,8 +73,8 @@ const BUDGET_SHARE: f64 = 0.9;
 /// A layer a subscriber already receives is kept while the budget holds this share of
 /// its rate: a layer's rate and the estimate both wander (a keyframe is a burst), and a
 /// picture that changes size at every wobble is worse than one that does not. A track
-/// that cannot keep its layer even so steps down, and falls to its lowest while the
-/// line is losing (see [`allocate`]).
+/// that cannot keep its layer even so steps down, and while the line is losing it
+/// falls: it is paused (see [`allocate`]).
 const KEEP_SHARE: f64 = 0.75;
 
 /// The layer a track's shown size calls for: the smallest whose pictures are at least
@@ -150,6 +150,13 @@ pub(crate) fn allocate(
         if wanted[track].is_none() {
             continue;
         }
+        // One that fell stays paused while the line is still losing: its queue is
+        // still draining, and the lowest layer's keyframe would fill it again, ahead
+        // of audio.
+        if demands[track].held && losing {
+            starved = true;
+            continue;
+        }
         let receives = !losing && demands[track].current.is_some();
         if needs(receives, rate(track, 0)) <= budget {
             budget = budget.saturating_sub(rate(track, 0));
@@ -188,17 +195,21 @@ pub(crate) fn allocate(
             })
         });
         // One that cannot while the line is losing is stepping down because the line
-        // filled up, and goes down to its lowest layer. The estimate lags behind such
-        // a line: a layer between would often not fit either, and its keyframe, the
-        // largest of frames, would crawl through a full line while the picture stands
-        // still. The core then holds the track there until the estimate has caught up.
+        // filled up, and falls: it is paused until the line has drained (its queue
+        // drops audio as readily as video meanwhile), then comes back at its lowest
+        // layer. The estimate lags behind such a line: a layer between would often not
+        // fit either, and its keyframe, the largest of frames, would crawl through a
+        // full line while the picture stands still. The core holds the track at most
+        // at its lowest until the estimate has caught up.
         // On a line that loses nothing the estimate is all there is to go by, and it
         // dips for reasons of its own (it is only as high as what was sent lately,
         // while a publisher's encoder is still ramping up its rate): the track steps
         // down only as far as the estimate says, below.
         if losing && keep.is_some_and(|keep| keep > layer) && !keeps {
             fell[track] = true;
-            next_step.get_or_insert(rate(track, layer + 1).saturating_sub(rate(track, layer)));
+            starved = true;
+            budget = budget.saturating_add(rate(track, 0));
+            layers[track] = None;
             continue;
         }
         while layer < want {
@@ -561,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_that_cannot_be_kept_while_the_line_is_losing_falls_to_the_lowest() {
+    fn a_layer_that_cannot_be_kept_while_the_line_is_losing_falls() {
         let receiving = |layer| TrackDemand {
             current: Some(layer),
             ..shown(None)
@@ -575,18 +586,23 @@ mod tests {
         assert_eq!(allocation.layers, vec![Some(1)]);
         assert_eq!(allocation.fell, vec![false]);
         // ...but not while the line is losing packets: it is then kept only whole, and
-        // falls to the lowest layer.
+        // falls: paused while the line drains, and the subscriber told so.
         let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], true);
-        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![true]);
-        assert_eq!(allocation.next_step, Some(350_000));
-        // The top falls to the lowest too, not to the middle, even where the middle
-        // layer would fit whole: the estimate lags behind a line that filled up, and
-        // has likely not yet come down as far as the line did.
+        assert!(allocation.starved);
+        assert_eq!(allocation.allocated, 0);
+        // The top falls too, even where the middle layer would fit whole: the
+        // estimate lags behind a line that filled up, and has likely not yet come down
+        // as far as the line did.
         let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
         let allocation = allocate(Some(fall), 50_000, &[receiving(2)], true);
-        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![true]);
+        // What a fallen video gave up is there for the others.
+        let allocation = allocate(Some(fall), 50_000, &[receiving(2), shown(None)], true);
+        assert_eq!(allocation.layers, vec![None, Some(1)]);
+        assert_eq!(allocation.fell, vec![true, false]);
         // Already at the lowest, there is nothing to fall from.
         let allocation = allocate(Some(fall), 50_000, &[receiving(0)], true);
         assert_eq!(allocation.layers, vec![Some(1)]);
@@ -641,6 +657,23 @@ mod tests {
         let allocation = allocate(Some(estimate), 50_000, &[receiving], false);
         assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![false]);
+    }
+
+    #[test]
+    fn a_held_track_gets_nothing_while_the_line_is_losing() {
+        let held = TrackDemand {
+            current: None,
+            held: true,
+            ..shown(None)
+        };
+        let allocation = allocate(Some(100_000_000), 50_000, std::slice::from_ref(&held), true);
+        assert_eq!(allocation.layers, vec![None]);
+        assert!(allocation.starved);
+        assert_eq!(allocation.fell, vec![false]);
+        // Once it stops losing, the lowest layer.
+        let allocation = allocate(Some(100_000_000), 50_000, &[held], false);
+        assert_eq!(allocation.layers, vec![Some(0)]);
+        assert!(!allocation.starved);
     }
 
     #[test]
