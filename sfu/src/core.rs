@@ -69,6 +69,11 @@ const FALL_HOLD: Duration = Duration::from_secs(2);
 const RTX_CACHE_PACKETS: usize = 2000;
 const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
 const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+/// After its line stopped losing, what it delivered at its last losing check still caps
+/// a subscriber's estimate this long: str0m's estimate is the mean of its last 3 s, and
+/// on a line that just filled up it still remembers the rate before; raising the video
+/// on it fills the line again, and audio pays.
+const LOSING_CEILING_HOLD: Duration = Duration::from_secs(3);
 /// A subscriber that wants more video than its estimate allows, on a line that loses
 /// nothing, whose estimate has not moved for this long has its estimator restarted
 /// from that estimate. str0m raises an estimate only so far above what is sent (half as
@@ -269,6 +274,9 @@ pub(crate) struct Peer {
     /// While losing: what of the last second's bytes arrived, in bits per second. The
     /// line carries no more than that, whatever the estimate (which lags) says.
     delivered: Option<u64>,
+    /// What the line delivered at its last losing check, and until when that caps the
+    /// estimate (see [`LOSING_CEILING_HOLD`]).
+    ceiling: Option<(u64, Instant)>,
     /// The bytes sent to this peer in total at the last few checks, newest last:
     /// what was sent over the last second.
     sent: VecDeque<(Instant, u64)>,
@@ -322,6 +330,9 @@ impl Peer {
             }
             _ => None,
         };
+        if let (true, Some(delivered)) = (losing, self.delivered) {
+            self.ceiling = Some((delivered, check.at + LOSING_CEILING_HOLD));
+        }
         if losing {
             tracing::debug!(loss_out = ?check.loss_out, delivered = ?self.delivered, "line losing");
         }
@@ -393,6 +404,7 @@ impl Peer {
             losing: false,
             recent_loss: VecDeque::new(),
             delivered: None,
+            ceiling: None,
             sent: VecDeque::new(),
             screen_mid: None,
         }
@@ -1100,10 +1112,17 @@ impl Sfu {
                 screen: track.kind == MediaKind::Screen,
             });
         }
-        let estimate = match (peer.estimate, peer.delivered) {
-            (Some(estimate), Some(delivered)) => Some(estimate.min(delivered)),
-            (estimate, _) => estimate,
-        };
+        let ceiling = peer
+            .ceiling
+            .filter(|&(_, until)| now < until)
+            .map(|(delivered, _)| delivered);
+        let estimate = peer.estimate.map(|estimate| {
+            [Some(estimate), peer.delivered, ceiling]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(estimate)
+        });
         let allocation = simulcast::allocate(estimate, audio, &demands, peer.losing);
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -2381,8 +2400,11 @@ fn restart_stuck_estimator(peer: &mut Peer, allocation: &simulcast::Allocation, 
     let Some(estimate) = peer.estimate else {
         return;
     };
+    // A line that lost lately is not stuck: it is full.
+    let lost_lately = peer.ceiling.is_some_and(|(_, until)| now < until);
     if allocation.next_step.is_none()
         || peer.losing
+        || lost_lately
         || now.saturating_duration_since(peer.estimate_moved_at) < ESTIMATE_STUCK_AFTER
     {
         return;
