@@ -167,7 +167,10 @@ async function waitFor(sampler, name, from, limitMs, test) {
 /**
  * Every freeze Chromium counted, with its length (freezes are counted when they end),
  * and whether the page said its video was paused for its line meanwhile: such a
- * stillness is the server's choice, not a switch gone wrong.
+ * stillness is the server's choice, not a switch gone wrong; what of it came after the
+ * last paused sample (`after_pause_ms`, to within a sample) is the wait for the
+ * picture once the video resumed. Judged on the whole timeline: a freeze counted after
+ * some moment may have begun before it.
  */
 function freezes(timeline) {
   const found = [];
@@ -176,8 +179,10 @@ function freezes(timeline) {
     if (after.freezeCount > before.freezeCount) {
       const ms = Math.round((after.freezeSeconds - before.freezeSeconds) * 1000);
       const from = timeline[i].t - ms - SAMPLE_MS;
-      const whilePaused = timeline.some((s) => s.paused && s.t >= from && s.t <= timeline[i].t);
-      found.push({ t: timeline[i].t, count: after.freezeCount - before.freezeCount, ms, while_paused: whilePaused });
+      const paused = timeline.filter((s) => s.paused && s.t >= from && s.t <= timeline[i].t);
+      const freeze = { t: timeline[i].t, count: after.freezeCount - before.freezeCount, ms, while_paused: paused.length > 0 };
+      if (paused.length > 0) freeze.after_pause_ms = timeline[i].t - paused[paused.length - 1].t;
+      found.push(freeze);
     }
   }
   return found;
@@ -296,7 +301,7 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
         // counted losses.
         audio_losses: timeline.filter((s, i) => i > 0 && s.audio.packetsLost > timeline[i - 1].audio.packetsLost)
           .map((s) => ({ t: s.t, lost: s.audio.packetsLost - timeline[timeline.indexOf(s) - 1].audio.packetsLost })),
-        freezes_after_lift: freezes(timeline.filter((s) => s.t >= report.lifted_at_ms)),
+        freezes_after_lift: freezes(timeline).filter((f) => f.t >= report.lifted_at_ms),
         video_frames_under_cap: atLift.video.framesDecoded - atCap.video.framesDecoded,
         heights: [...new Set(timeline.map((s) => s.video.height))],
         min_height_after_top: Math.min(...timeline.filter((s) => s.t >= (report.top_layer_after_first_picture_ms?.[name] ?? 0)).map((s) => s.video.height)),
