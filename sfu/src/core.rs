@@ -57,10 +57,10 @@ const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 /// sent loses a fifth of it and more; each second of that before the video steps down
 /// costs audio too, which shares the line's queue.
 const CHECKS_PER_SAMPLE: u32 = 4;
-/// A video that fell to its lowest layer on a losing line stays there this long.
-/// The estimate that made it fall lags behind the line (on a line capped at 300 kbit/s
-/// it takes about a second to come down from 500), and raising the video again on it
-/// would overfill the line at once; audio pays for that.
+/// A video that fell on a losing line (paused while the line drains) gets at most its
+/// lowest layer this long. The estimate lags behind the line (on a line capped at
+/// 300 kbit/s it takes about a second to come down from 500), and raising the video
+/// again on it would overfill the line at once; audio pays for that.
 const FALL_HOLD: Duration = Duration::from_secs(2);
 /// The resend cache of an outgoing video stream, as str0m sets it by default: the
 /// packets, and how old, it can resend when the subscriber asks; and the share of
@@ -509,7 +509,7 @@ struct TrackOut {
     /// Video: which of the source's layers goes out, and the rewriting that makes
     /// layer switches invisible.
     switch: LayerSwitch,
-    /// Fell to its lowest layer on a losing line: held there until then
+    /// Fell on a losing line: held at most at its lowest layer until then
     /// ([`FALL_HOLD`]).
     held_until: Option<Instant>,
 }
@@ -1163,8 +1163,8 @@ impl Sfu {
                 track.held_until = Some(now + FALL_HOLD);
                 // And what of it was sent is not sent again: the subscriber asks for
                 // the packets the full line dropped, and each one resent would take
-                // the line's room from audio again, for pictures the lower layer
-                // replaces anyway. Setting the cache anew empties it.
+                // the line's room from audio again, for pictures the keyframe it
+                // resumes with replaces anyway. Setting the cache anew empties it.
                 if let OutState::Open(mid) = track.state
                     && let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None)
                 {
