@@ -1196,7 +1196,7 @@ impl Sfu {
             ));
         }
         if self.config.initial_estimate.is_some() {
-            restart_stuck_estimator(peer, &allocation, now);
+            restart_stuck_estimator(id, peer, &allocation, now);
             // Probe towards everything the peer would show, with room above it so that
             // the estimate does not sit right at what the top layers need; but never pad
             // beyond what is sent: on a full line padding only adds delay and loss.
@@ -2396,7 +2396,12 @@ impl OutPayload {
 
 /// Restarts the estimator towards `peer` if its estimate is stuck below what it wants
 /// (see [`ESTIMATE_STUCK_AFTER`]).
-fn restart_stuck_estimator(peer: &mut Peer, allocation: &simulcast::Allocation, now: Instant) {
+fn restart_stuck_estimator(
+    id: PeerId,
+    peer: &mut Peer,
+    allocation: &simulcast::Allocation,
+    now: Instant,
+) {
     let Some(estimate) = peer.estimate else {
         return;
     };
@@ -2417,7 +2422,7 @@ fn restart_stuck_estimator(peer: &mut Peer, allocation: &simulcast::Allocation, 
     {
         return;
     }
-    tracing::debug!(estimate, "estimate stuck: estimator restarted");
+    tracing::debug!(peer = %id, estimate, "estimate stuck: estimator restarted");
     peer.rtc.bwe().reset(Bitrate::bps(estimate));
     peer.estimate_moved_at = now;
 }
