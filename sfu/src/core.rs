@@ -271,11 +271,10 @@ pub(crate) struct Peer {
     /// The loss towards this peer over its last [`LOSS_FLOOR_SAMPLES`] line samples,
     /// newest last: their median is the line's usual loss.
     recent_loss: VecDeque<f32>,
-    /// While losing: what of the last second's bytes arrived, in bits per second. The
-    /// line carries no more than that, whatever the estimate (which lags) says.
-    delivered: Option<u64>,
-    /// What the line delivered at its last losing check, and until when that caps the
-    /// estimate (see [`LOSING_CEILING_HOLD`]).
+    /// What of the last second's bytes arrived at the line's last losing check, in bits
+    /// per second, and until when that caps the estimate: the line carries no more,
+    /// whatever the estimate (which lags) says, while it loses and for
+    /// [`LOSING_CEILING_HOLD`] after.
     ceiling: Option<(u64, Instant)>,
     /// The bytes sent to this peer in total at the last few checks, newest last:
     /// what was sent over the last second.
@@ -318,7 +317,7 @@ impl Peer {
         let losing = excess.is_some_and(|excess| excess > LOSING_SHARE);
         let changed = self.losing != losing || losing;
         self.losing = losing;
-        self.delivered = match (losing, excess, self.sent.front()) {
+        let delivered = match (losing, excess, self.sent.front()) {
             (true, Some(excess), Some(&(since, bytes_then))) if check.at > since => {
                 let span = check.at.saturating_duration_since(since).as_secs_f64();
                 let sent = check.bytes_out_total.saturating_sub(bytes_then) as f64 * 8.0 / span;
@@ -330,11 +329,11 @@ impl Peer {
             }
             _ => None,
         };
-        if let (true, Some(delivered)) = (losing, self.delivered) {
+        if let Some(delivered) = delivered {
             self.ceiling = Some((delivered, check.at + LOSING_CEILING_HOLD));
         }
         if losing {
-            tracing::debug!(loss_out = ?check.loss_out, delivered = ?self.delivered, "line losing");
+            tracing::debug!(loss_out = ?check.loss_out, ?delivered, "line losing");
         }
         changed
     }
@@ -403,7 +402,6 @@ impl Peer {
             bwe_rates: None,
             losing: false,
             recent_loss: VecDeque::new(),
-            delivered: None,
             ceiling: None,
             sent: VecDeque::new(),
             screen_mid: None,
@@ -1112,16 +1110,9 @@ impl Sfu {
                 screen: track.kind == MediaKind::Screen,
             });
         }
-        let ceiling = peer
-            .ceiling
-            .filter(|&(_, until)| now < until)
-            .map(|(delivered, _)| delivered);
-        let estimate = peer.estimate.map(|estimate| {
-            [Some(estimate), peer.delivered, ceiling]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(estimate)
+        let estimate = peer.estimate.map(|estimate| match peer.ceiling {
+            Some((delivered, until)) if now < until => estimate.min(delivered),
+            _ => estimate,
         });
         let allocation = simulcast::allocate(estimate, audio, &demands, peer.losing);
         let Some(peer) = self.peers.get_mut(&id) else {

@@ -446,6 +446,20 @@ mod tests {
         layers(&[(150, 180), (500, 360), (1500, 720)])
     }
 
+    /// An estimate that leaves `video` bits per second for video beside 50 kbit/s of
+    /// audio (a bit per second more, so that the share never rounds below it).
+    fn leaving_for_video(video: u64) -> u64 {
+        ((video + 50_000) as f64 / BUDGET_SHARE) as u64 + 1
+    }
+
+    /// An unsized camera video whose subscriber receives `layer` now.
+    fn receiving(layer: usize) -> TrackDemand {
+        TrackDemand {
+            current: Some(layer),
+            ..shown(None)
+        }
+    }
+
     fn shown(height: Option<u32>) -> TrackDemand {
         TrackDemand {
             shown_height: height,
@@ -482,7 +496,7 @@ mod tests {
         // 1.1 Mbit/s for video after audio: the large video gets the middle layer, the
         // thumbnail its lowest.
         let demands = [shown(Some(100)), shown(Some(700))];
-        let estimate = ((1_100_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let estimate = leaving_for_video(1_100_000);
         let allocation = allocate(Some(estimate), 50_000, &demands, false);
         assert_eq!(allocation.layers, vec![Some(0), Some(1)]);
         assert_eq!(allocation.next_step, Some(1_000_000));
@@ -533,7 +547,7 @@ mod tests {
             screen: true,
         };
         // Room for the screen or the large camera's lowest layer, not both.
-        let estimate = ((300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let estimate = leaving_for_video(300_000);
         let allocation = allocate(Some(estimate), 50_000, &[shown(Some(700)), screen], false);
         assert_eq!(allocation.layers, vec![None, Some(0)]);
         assert!(allocation.starved);
@@ -541,13 +555,10 @@ mod tests {
 
     #[test]
     fn a_layer_received_is_kept_through_a_dip() {
-        let receiving_top = TrackDemand {
-            current: Some(2),
-            ..shown(None)
-        };
+        let receiving_top = receiving(2);
         // 1.3 Mbit/s of budget is short of the top layer's 1.5... but within the
         // share a layer already received may keep.
-        let dip = ((1_300_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let dip = leaving_for_video(1_300_000);
         let allocation = allocate(
             Some(dip),
             50_000,
@@ -573,13 +584,9 @@ mod tests {
 
     #[test]
     fn a_layer_that_cannot_be_kept_while_the_line_is_losing_falls() {
-        let receiving = |layer| TrackDemand {
-            current: Some(layer),
-            ..shown(None)
-        };
         // 450 kbit/s for video: the lowest layer (150) and the step to the middle one
         // (350) fit only at the share a layer received may keep.
-        let estimate = ((450_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let estimate = leaving_for_video(450_000);
         // On a line that loses nothing, a track that receives the middle layer keeps it
         // through this dip...
         let allocation = allocate(Some(estimate), 50_000, &[receiving(1)], false);
@@ -595,7 +602,7 @@ mod tests {
         // The top falls too, even where the middle layer would fit whole: the
         // estimate lags behind a line that filled up, and has likely not yet come down
         // as far as the line did.
-        let fall = ((800_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
+        let fall = leaving_for_video(800_000);
         let allocation = allocate(Some(fall), 50_000, &[receiving(2)], true);
         assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![true]);
@@ -611,15 +618,12 @@ mod tests {
 
     #[test]
     fn on_a_line_that_loses_nothing_a_layer_steps_down_only_as_far_as_the_estimate_says() {
-        let receiving_top = TrackDemand {
-            current: Some(2),
-            ..shown(None)
-        };
+        let receiving_top = receiving(2);
         // 450 kbit/s for video: the top cannot be kept, the middle layer can (at the
         // share a layer below the one received may keep). The estimate is all there is
         // to go by, and dips on a clean line too (it is only as high as what was sent
         // lately): no fall, no hold.
-        let estimate = ((450_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let estimate = leaving_for_video(450_000);
         let allocation = allocate(
             Some(estimate),
             50_000,
@@ -630,7 +634,7 @@ mod tests {
         assert_eq!(allocation.fell, vec![false]);
         assert_eq!(allocation.next_step, Some(1_000_000));
         // Further down, to the lowest layer, and still no fall.
-        let low = ((250_000 + 50_000) as f64 / BUDGET_SHARE) as u64 + 1;
+        let low = leaving_for_video(250_000);
         let allocation = allocate(Some(low), 50_000, &[receiving_top], false);
         assert_eq!(allocation.layers, vec![Some(0)]);
         assert_eq!(allocation.fell, vec![false]);
@@ -638,23 +642,20 @@ mod tests {
 
     #[test]
     fn a_video_paused_counts_as_a_fall_only_while_the_line_is_losing() {
-        let receiving = TrackDemand {
-            current: Some(0),
-            ..shown(None)
-        };
+        let at_lowest = receiving(0);
         // 100 kbit/s for video: not even the lowest layer (150) fits.
-        let estimate = ((100_000 + 50_000) as f64 / BUDGET_SHARE) as u64;
+        let estimate = leaving_for_video(100_000);
         let allocation = allocate(
             Some(estimate),
             50_000,
-            std::slice::from_ref(&receiving),
+            std::slice::from_ref(&at_lowest),
             true,
         );
         assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![true]);
         // A dip of the estimate on a line that loses nothing, or a budget taken by
         // more prominent videos: paused, free to come back as soon as there is room.
-        let allocation = allocate(Some(estimate), 50_000, &[receiving], false);
+        let allocation = allocate(Some(estimate), 50_000, &[at_lowest], false);
         assert_eq!(allocation.layers, vec![None]);
         assert_eq!(allocation.fell, vec![false]);
     }

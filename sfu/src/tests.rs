@@ -339,6 +339,7 @@ impl World {
             if start - self.now > DOWNLINK_QUEUE {
                 return;
             }
+            // The datagram with its IPv4 and UDP headers.
             let on_the_wire = Duration::from_secs_f64((bytes.len() + 28) as f64 * 8.0 / bps as f64);
             receiver.downlink_free_at = start + on_the_wire;
             due = receiver.downlink_free_at + ONE_WAY;
