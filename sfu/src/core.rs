@@ -1601,6 +1601,8 @@ impl Sfu {
                                 loss_out = ?sample.loss_out,
                                 bytes_out = sample.bytes_out,
                                 nacks_out = sample.nacks_out,
+                                jitter_in = ?sample.jitter_in,
+                                jitter_out = ?sample.jitter_out,
                                 "line sample"
                             );
                             self.events.push_back((id, PeerEvent::Link(sample)));
