@@ -20,7 +20,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
 
 use crate::core::MAX_PEER_ADDRESSES;
-use crate::{Command, OfferSdp, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions};
+use crate::{
+    AnswerSdp, Command, OfferSdp, PeerEvent, PeerId, RoomId, Sfu, SfuConfig, Subscriptions,
+};
 
 /// What an entry point made of its input (here and in signaling's fuzzing module).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +80,20 @@ const CLIENT: &str = "10.0.1.1:4000";
 /// of [`checking_stranger`]'s address.
 const STRANGER: &str = "10.0.3.3:9";
 const PUBLISHER: PeerId = PeerId(1);
+/// The peer an [`answer`] answers for: it receives [`PUBLISHER`]'s tracks.
+const SUBSCRIBER: PeerId = PeerId(2);
+/// In an [`answer`] input, `$MID0`, `$MID1`, ... stand for the mids of the core's
+/// outstanding offer, in the order of its media sections.
+const MID_TOKEN: &str = "$MID";
+/// In an [`answer`] input, these stand for the subscriber's own ICE username fragment,
+/// ICE password and DTLS fingerprint (`sha-256 AB:CD:...`), those of its first offer:
+/// an answer that changes them is refused as an ICE restart.
+const UFRAG_TOKEN: &str = "$UFRAG";
+const PASSWORD_TOKEN: &str = "$PASSWORD";
+const FINGERPRINT_TOKEN: &str = "$FINGERPRINT";
 
 /// The `sdp` target: the first byte chooses an [`offer`] (even) or a [`candidate`]
-/// (odd), the rest is its text.
-///
-/// Answers are not fuzzed here: the core reads an answer only while its own offer is
-/// outstanding, which needs a publisher whose media flows (see `docs/fuzzing.md`).
+/// (odd), the rest is its text. Answers have a target of their own, [`answer`].
 pub fn sdp(data: &[u8]) -> Option<Outcome> {
     let (&which, rest) = data.split_first()?;
     // Signaling hands the core strings from JSON text frames, which are UTF-8.
@@ -134,6 +144,187 @@ pub fn candidate(line: &str) -> Outcome {
     sfu.handle_timeout(now + Duration::from_millis(10));
     assert_eq!(sfu.stats().peers, 1, "a candidate cost the peer");
     outcome
+}
+
+/// The `answer` target: what a subscriber sends back for the core's offer of another
+/// site's tracks (`answer` in the signaling protocol), handed to the core with
+/// `Command::Answer`.
+///
+/// An answer means something only to the offer it answers, whose mids str0m draws at
+/// random; so the input's `$MID0`, `$MID1`, ... are replaced by the outstanding offer's
+/// mids, and `$UFRAG`, `$PASSWORD` and `$FINGERPRINT` by the subscriber's own, which
+/// lets a corpus of real answers stay valid from run to run. The core with
+/// its connected publisher and the subscriber is set up once per thread and kept
+/// across calls, as a fuzzer calls this millions of times; a refused answer leaves the
+/// core offering again, and after an accepted one the subscriber joins anew, so every
+/// call has an offer to answer.
+///
+/// Checks: no answer costs anyone their connection; a refused answer is followed by a
+/// new offer of the same tracks, which parses; an accepted one leaves nothing waiting
+/// to be offered.
+pub fn answer(data: &[u8]) -> Option<Outcome> {
+    let text = std::str::from_utf8(data).ok()?;
+    thread_local! {
+        static CALL: RefCell<Option<OfferedCall>> = const { RefCell::new(None) };
+    }
+    CALL.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let call = cell.get_or_insert_with(OfferedCall::new);
+        let text = with_credentials(&with_mids(text, &call.offer_mids), &client_offer().sdp);
+        Some(call.answer(&text))
+    })
+}
+
+/// A real answer to the core's offer, from a str0m client that joined as the
+/// subscriber, with the offer's mids written as `$MID0`, `$MID1`, ...: the seed of the
+/// `answer` corpus, and the tests' accepted input.
+pub fn answer_seed() -> String {
+    let mut pair = ConnectedPair::new();
+    let mut client = new_client(pair.now);
+    let mut change = client.sdp_api();
+    change.add_media(StrKind::Audio, Direction::SendOnly, None, None, None);
+    let (first_offer, pending) = change.apply().expect("a client offer");
+    let (answer, offer) = pair.join_subscriber(&first_offer.to_sdp_string());
+    client
+        .sdp_api()
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&answer).expect("our answer parses"),
+        )
+        .expect("the client accepts our answer");
+    let reply = client
+        .sdp_api()
+        .accept_offer(SdpOffer::from_sdp_string(&offer).expect("our offer parses"))
+        .expect("the client accepts our offer")
+        .to_sdp_string();
+    let mut seed = reply;
+    let own = first_offer.to_sdp_string();
+    let (ufrag, password) = ice_credentials(&own).expect("a str0m offer has ICE credentials");
+    let fingerprint = fingerprint(&own).expect("a str0m offer has a fingerprint");
+    seed = seed
+        .replace(&fingerprint, FINGERPRINT_TOKEN)
+        .replace(
+            &format!("a=ice-ufrag:{ufrag}"),
+            &format!("a=ice-ufrag:{UFRAG_TOKEN}"),
+        )
+        .replace(
+            &format!("a=ice-pwd:{password}"),
+            &format!("a=ice-pwd:{PASSWORD_TOKEN}"),
+        );
+    for (index, mid) in mids(&offer).iter().enumerate().rev() {
+        seed = seed.replace(
+            &format!("a=mid:{mid}"),
+            &format!("a=mid:{MID_TOKEN}{index}"),
+        );
+        seed = seed.replace(&format!(" {mid}"), &format!(" {MID_TOKEN}{index}"));
+    }
+    seed
+}
+
+/// A core whose publisher is connected and whose subscriber has an offer of the
+/// publisher's tracks outstanding.
+struct OfferedCall {
+    pair: ConnectedPair,
+    /// The mids of the outstanding offer, in order.
+    offer_mids: Vec<String>,
+}
+
+impl OfferedCall {
+    fn new() -> OfferedCall {
+        let mut pair = ConnectedPair::new();
+        let (_, offer) = pair.join_subscriber(&client_offer().sdp);
+        OfferedCall {
+            pair,
+            offer_mids: mids(&offer),
+        }
+    }
+
+    fn answer(&mut self, text: &str) -> Outcome {
+        self.pair.now += Duration::from_millis(1);
+        let now = self.pair.now;
+        let sfu = &mut self.pair.sfu;
+        let command = Command::Answer {
+            peer: SUBSCRIBER,
+            answer: AnswerSdp::parse(text),
+        };
+        sfu.handle_command(command, now);
+        let events = drain_events(sfu);
+        for (peer, event) in &events {
+            assert!(
+                !matches!(event, PeerEvent::Gone { .. }),
+                "an answer cost peer {peer} its connection"
+            );
+        }
+        assert_eq!(sfu.stats().peers, 2, "an answer cost a peer");
+        let outcome = outcome(&events, SUBSCRIBER);
+        let offer = new_offer(&events);
+        match &outcome {
+            Outcome::Refused(_) => {
+                let offer = offer.expect("a refused answer is followed by a new offer");
+                SdpOffer::from_sdp_string(&offer).expect("our offer parses");
+                assert_eq!(
+                    mids(&offer).len(),
+                    self.offer_mids.len(),
+                    "the new offer carries the same tracks"
+                );
+                self.offer_mids = mids(&offer);
+            }
+            Outcome::Accepted => {
+                assert!(offer.is_none(), "nothing waits to be offered");
+                // The next call needs an offer to answer: the subscriber joins anew.
+                sfu.handle_command(Command::RemovePeer { peer: SUBSCRIBER }, now);
+                while sfu.poll_event().is_some() {}
+                let (_, offer) = self.pair.join_subscriber(&client_offer().sdp);
+                self.offer_mids = mids(&offer);
+            }
+        }
+        outcome
+    }
+}
+
+/// `text` with `$MID0`, `$MID1`, ... replaced by `mids`; the highest index first, so
+/// that `$MID1` is not read as `$MID1` followed by a digit of `$MID10`.
+fn with_mids(text: &str, mids: &[String]) -> String {
+    let mut text = text.to_owned();
+    for (index, mid) in mids.iter().enumerate().rev() {
+        text = text.replace(&format!("{MID_TOKEN}{index}"), mid);
+    }
+    text
+}
+
+/// `text` with `$UFRAG`, `$PASSWORD` and `$FINGERPRINT` replaced by those of `own`, the
+/// subscriber's first offer.
+fn with_credentials(text: &str, own: &str) -> String {
+    let (Some((ufrag, password)), Some(fingerprint)) = (ice_credentials(own), fingerprint(own))
+    else {
+        return text.to_owned();
+    };
+    text.replace(UFRAG_TOKEN, &ufrag)
+        .replace(PASSWORD_TOKEN, &password)
+        .replace(FINGERPRINT_TOKEN, &fingerprint)
+}
+
+/// The value of an SDP's first `a=fingerprint:` line.
+fn fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.trim().strip_prefix("a=fingerprint:"))
+        .map(str::to_owned)
+}
+
+/// The mids of an SDP's media sections, in order.
+fn mids(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|line| line.trim().strip_prefix("a=mid:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The SDP of the offer among `events` for the subscriber, if one was made.
+fn new_offer(events: &[(PeerId, PeerEvent)]) -> Option<String> {
+    events.iter().find_map(|(peer, event)| match event {
+        PeerEvent::Offer { sdp, .. } if *peer == SUBSCRIBER => Some(sdp.clone()),
+        _ => None,
+    })
 }
 
 /// Where a datagram of [`datagrams`] comes from.
@@ -289,6 +480,25 @@ impl ConnectedPair {
             pair.exchange();
         }
         pair
+    }
+
+    /// Adds [`SUBSCRIBER`], who offers `first_offer` and receives every track of the
+    /// room; returns the core's answer to it and the offer of the publisher's tracks
+    /// that follows.
+    fn join_subscriber(&mut self, first_offer: &str) -> (String, String) {
+        self.now += Duration::from_millis(1);
+        self.sfu
+            .handle_command(add_peer(SUBSCRIBER, first_offer), self.now);
+        let events = drain_events(&mut self.sfu);
+        let answer = events
+            .iter()
+            .find_map(|(peer, event)| match event {
+                PeerEvent::Answer { sdp } if *peer == SUBSCRIBER => Some(sdp.clone()),
+                _ => None,
+            })
+            .expect("the core answers the subscriber");
+        let offer = new_offer(&events).expect("the core offers the publisher's tracks");
+        (answer, offer)
     }
 
     fn feed(&mut self, datagrams: &[Datagram]) {
@@ -498,6 +708,22 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../fuzz/corpus")
             .join(target)
+    }
+
+    #[test]
+    fn a_real_answer_is_accepted_and_the_next_call_has_an_offer_again() {
+        let seed = answer_seed();
+        assert!(seed.contains("a=mid:$MID1"), "{seed}");
+        assert_eq!(answer(seed.as_bytes()), Some(Outcome::Accepted));
+        assert_eq!(answer(seed.as_bytes()), Some(Outcome::Accepted));
+        let refused = answer(b"v=0\r\n");
+        assert!(matches!(refused, Some(Outcome::Refused(_))), "{refused:?}");
+        assert_eq!(answer(seed.as_bytes()), Some(Outcome::Accepted));
+    }
+
+    #[test]
+    fn answer_corpus_replays() {
+        replay_corpus(&corpus("answer"), answer);
     }
 
     #[test]
