@@ -170,7 +170,10 @@ pub fn answer(data: &[u8]) -> Option<Outcome> {
     CALL.with(|cell| {
         let mut cell = cell.borrow_mut();
         let call = cell.get_or_insert_with(OfferedCall::new);
-        let text = with_credentials(&with_mids(text, &call.offer_mids), &client_offer().sdp);
+        let text = with_mids(text, &call.offer_mids)
+            .replace(UFRAG_TOKEN, &call.ufrag)
+            .replace(PASSWORD_TOKEN, &call.password)
+            .replace(FINGERPRINT_TOKEN, &call.fingerprint);
         Some(call.answer(&text))
     })
 }
@@ -227,15 +230,24 @@ struct OfferedCall {
     pair: ConnectedPair,
     /// The mids of the outstanding offer, in order.
     offer_mids: Vec<String>,
+    /// The subscriber's own ICE credentials and fingerprint, read once from its offer.
+    ufrag: String,
+    password: String,
+    fingerprint: String,
 }
 
 impl OfferedCall {
     fn new() -> OfferedCall {
         let mut pair = ConnectedPair::new();
-        let (_, offer) = pair.join_subscriber(&client_offer().sdp);
+        let own = &client_offer().sdp;
+        let (_, offer) = pair.join_subscriber(own);
+        let (ufrag, password) = ice_credentials(own).expect("a str0m offer has ICE credentials");
         OfferedCall {
             pair,
             offer_mids: mids(&offer),
+            ufrag,
+            password,
+            fingerprint: fingerprint(own).expect("a str0m offer has a fingerprint"),
         }
     }
 
@@ -290,18 +302,6 @@ fn with_mids(text: &str, mids: &[String]) -> String {
         text = text.replace(&format!("{MID_TOKEN}{index}"), mid);
     }
     text
-}
-
-/// `text` with `$UFRAG`, `$PASSWORD` and `$FINGERPRINT` replaced by those of `own`, the
-/// subscriber's first offer.
-fn with_credentials(text: &str, own: &str) -> String {
-    let (Some((ufrag, password)), Some(fingerprint)) = (ice_credentials(own), fingerprint(own))
-    else {
-        return text.to_owned();
-    };
-    text.replace(UFRAG_TOKEN, &ufrag)
-        .replace(PASSWORD_TOKEN, &password)
-        .replace(FINGERPRINT_TOKEN, &fingerprint)
 }
 
 /// The value of an SDP's first `a=fingerprint:` line.
