@@ -124,15 +124,81 @@ function readStats(page) {
   });
 }
 
+/**
+ * What a publishing page sends: per video layer (by rid) the bytes sent with their
+ * headers, resends among them, the encoder's target and what limits it; its audio
+ * packets; and what its own estimator allows (`availableOutgoingBitrate`).
+ */
+function readSender(page) {
+  return page.evaluate(async () => {
+    const pc = window.cauPeerConnection;
+    if (!pc) return null;
+    const layers = {};
+    let audioPackets = 0;
+    let available = null;
+    (await pc.getStats()).forEach((stat) => {
+      if (stat.type === 'outbound-rtp' && stat.kind === 'video') {
+        layers[stat.rid ?? '-'] = {
+          bytes: (stat.bytesSent ?? 0) + (stat.headerBytesSent ?? 0),
+          resent: stat.retransmittedBytesSent ?? 0,
+          frames: stat.framesEncoded ?? 0,
+          height: stat.frameHeight ?? 0,
+          target: stat.targetBitrate ?? 0,
+          limit: stat.qualityLimitationReason ?? '',
+        };
+      } else if (stat.type === 'outbound-rtp' && stat.kind === 'audio') {
+        audioPackets += stat.packetsSent ?? 0;
+      } else if (stat.type === 'candidate-pair' && stat.nominated && stat.availableOutgoingBitrate !== undefined) {
+        available = stat.availableOutgoingBitrate;
+      }
+    });
+    return { layers, audioPackets, available };
+  });
+}
+
+/**
+ * A publisher's timeline from `from` to `to` (ms from the origin), one entry a sample:
+ * kbit/s its estimator allowed, and per layer the kbit/s sent since the sample before
+ * (resends among them), the frame height and what limited its quality.
+ */
+function senderTimeline(timeline, from, to) {
+  const entries = [];
+  for (let i = 1; i < timeline.length; i += 1) {
+    const [before, after] = [timeline[i - 1], timeline[i]];
+    if (after.t < from || after.t > to) continue;
+    const ms = after.t - before.t;
+    const layers = {};
+    for (const [rid, layer] of Object.entries(after.layers)) {
+      const earlier = before.layers[rid] ?? { bytes: 0, resent: 0, frames: 0 };
+      const frames = layer.frames - earlier.frames;
+      if (frames === 0 && layer.bytes === earlier.bytes) continue;
+      layers[rid] = {
+        kbit: Math.round(((layer.bytes - earlier.bytes) * 8) / ms),
+        resent_kbit: Math.round(((layer.resent - earlier.resent) * 8) / ms),
+        frames,
+        height: layer.height,
+        limit: layer.limit,
+      };
+    }
+    entries.push({
+      t: after.t,
+      available_kbit: after.available === null ? null : Math.round(after.available / 1000),
+      audio_packets: after.audioPackets - before.audioPackets,
+      layers,
+    });
+  }
+  return entries;
+}
+
 /** Samples `pages` every SAMPLE_MS until `stop()` is called; returns the timelines. */
-function sampleAll(pages, origin) {
+function sampleAll(pages, origin, read = readStats) {
   const timelines = Object.fromEntries(Object.keys(pages).map((name) => [name, []]));
   let running = true;
   const done = (async () => {
     while (running) {
       const started = Date.now();
       await Promise.all(Object.entries(pages).map(async ([name, page]) => {
-        const stats = await readStats(page).catch(() => null);
+        const stats = await read(page).catch(() => null);
         if (stats) timelines[name].push({ t: Date.now() - origin, ...stats });
       }));
       await sleep(Math.max(0, SAMPLE_MS - (Date.now() - started)));
@@ -253,6 +319,9 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
     const origin = Date.now();
     const sampler = sampleAll(Object.fromEntries(watchers.map((name) => [name, pages[name]])), origin);
     sampler.origin = origin;
+    // What the source itself sent, to read a failure by: whether its own estimator and
+    // encoder stepped down, and when.
+    const senderSampler = sampleAll({ [source]: pages[source] }, origin, readSender);
     report.first_picture_ms = origin - joinedAt;
     if (mode === 'downlink') {
       step = 'both watchers reach the top layer';
@@ -266,6 +335,8 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
     const cappedAt = Date.now();
     cap();
     report.capped_at_ms = cappedAt - origin;
+    // To line the server's log up with the figures.
+    report.capped_at = new Date(cappedAt).toISOString();
     if (mode === 'downlink') {
       // Down to the lowest layer with pictures still decoded, or paused (and told so).
       report.down_after_ms = await waitFor(sampler, 'Poor', cappedAt, holdMs, (s, previous) => s.paused
@@ -283,6 +354,9 @@ await runReport(report, 90_000 + holdMs, async (report, setBrowser) => {
     }
     await sleep(2000);
     const timelines = await sampler.stop();
+    const senderTimelines = await senderSampler.stop();
+    // From a second before the cap to eight seconds into it: the onset.
+    report.sender_at_cap = senderTimeline(senderTimelines[source], report.capped_at_ms - 1000, report.capped_at_ms + 8000);
 
     for (const name of watchers) {
       const timeline = timelines[name];
