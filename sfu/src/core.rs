@@ -51,6 +51,26 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+/// Loss on the way from a publisher, beyond its line's usual, above which its uplink
+/// counts as full: over one round of layers ([`LAYER_INTERVAL`]), over every stream it
+/// sends, of at least [`UPLINK_MIN_EXPECTED`] packets. A browser whose uplink was capped
+/// below what it sent lost half of it and more in the first second, until its own
+/// estimator stepped its encoder down.
+const UPLINK_LOSING_SHARE: f32 = 0.1;
+const UPLINK_MIN_EXPECTED: u64 = 20;
+/// Rounds of layers over which a publisher's usual uplink loss is the median (ten
+/// seconds): as for the downlink ([`LOSS_FLOOR_SAMPLES`]), a lossy line is not a full
+/// one.
+const UPLINK_LOSS_FLOOR_ROUNDS: usize = 20;
+/// How long after its last losing round a publisher's uplink still counts as full.
+/// Meanwhile its subscribers get its lowest layer only, and only that layer's lost
+/// packets are asked for again: its browser is stepping its encoder down (in about
+/// half a second, by what Chromium showed), and every resend of a higher layer it was
+/// asked for went into the same full line as its audio. One capped browser was asked
+/// for so many that it sent more resends than video for a second and a half, its
+/// audio lost its place in the line's queue, and the resends kept the layers it had
+/// stopped looking alive to the server.
+const UPLINK_LOSING_HOLD: Duration = Duration::from_secs(2);
 /// With bandwidth estimation on, str0m's statistics come this many times per line
 /// sample: the core checks for a line that fills up at each, from the loss
 /// transport-wide feedback shows over the last second. A line capped below what is
@@ -281,6 +301,11 @@ pub(crate) struct Peer {
     sent: VecDeque<(Instant, u64)>,
     /// The mid of the video line on which this peer shares its screen, if it said.
     screen_mid: Option<Mid>,
+    /// The loss on the way from this peer over its last [`UPLINK_LOSS_FLOOR_ROUNDS`]
+    /// rounds of layers, newest last: their median is its uplink's usual loss.
+    uplink_recent_loss: VecDeque<f32>,
+    /// Until when its uplink counts as full ([`UPLINK_LOSING_HOLD`]).
+    uplink_losing_until: Option<Instant>,
 }
 
 /// Where a packet goes.
@@ -336,6 +361,42 @@ impl Peer {
             tracing::debug!(loss_out = ?check.loss_out, ?delivered, "line losing");
         }
         changed
+    }
+
+    /// Measures the loss on the way from this peer over the round of layers that
+    /// ends now, from every stream it sends; returns whether its uplink counts as full.
+    fn check_uplink(&mut self, id: PeerId, now: Instant) -> bool {
+        let (mut expected, mut lost) = (0, 0);
+        for layer in self
+            .tracks_in
+            .values_mut()
+            .flat_map(|t| t.layers.iter_mut())
+        {
+            if let Some((e, l)) = layer.round_arrivals.take_counts() {
+                expected += e;
+                lost += l;
+            }
+        }
+        if expected >= UPLINK_MIN_EXPECTED {
+            let loss = lost as f32 / expected as f32;
+            let usual = median(&self.uplink_recent_loss).unwrap_or(0.0);
+            if loss - usual > UPLINK_LOSING_SHARE {
+                if !self.uplink_losing(now) {
+                    tracing::debug!(peer = %id, loss, usual, "uplink losing");
+                }
+                self.uplink_losing_until = Some(now + UPLINK_LOSING_HOLD);
+            }
+            self.uplink_recent_loss.push_back(loss);
+            if self.uplink_recent_loss.len() > UPLINK_LOSS_FLOOR_ROUNDS {
+                self.uplink_recent_loss.pop_front();
+            }
+        }
+        self.uplink_losing(now)
+    }
+
+    /// Whether this peer's uplink counts as full.
+    fn uplink_losing(&self, now: Instant) -> bool {
+        self.uplink_losing_until.is_some_and(|until| now < until)
     }
 
     /// Bits per second sent to this peer over about the last second (its last line
@@ -405,6 +466,8 @@ impl Peer {
             ceiling: None,
             sent: VecDeque::new(),
             screen_mid: None,
+            uplink_recent_loss: VecDeque::new(),
+            uplink_losing_until: None,
         }
     }
 }
@@ -435,6 +498,8 @@ struct LayerIn {
     keyframes: KeyframeThrottle,
     /// Packets received since the last line sample, for the uplink's loss.
     arrivals: Arrivals,
+    /// Packets received since the last round of layers, for a full uplink.
+    round_arrivals: Arrivals,
     /// Bytes on the line (payload and overhead) since the last measurement.
     bytes: u64,
     /// Measured bits per second on the line; kept while the layer is paused.
@@ -443,11 +508,18 @@ struct LayerIn {
     height: Option<u16>,
     /// When a subscriber last received or awaited it.
     wanted_at: Instant,
-    /// When its last packet arrived.
+    /// When its last new packet arrived (beyond the highest seen; not a resend).
     last_packet: Option<Instant>,
     /// When it was published or last told to resume: until a while after, it counts
     /// as coming even though nothing arrived yet.
     expected_from: Instant,
+    /// Whether str0m is told not to ask the publisher to resend its lost packets: no
+    /// subscriber receives the layer, or its encoder stopped it, or the publisher's
+    /// uplink is full and this is not its lowest layer. On an uplink that just filled
+    /// up, resends of layers the browser stopped took as much of the line as the video
+    /// it still sent, for pictures no one would see, and audio lost its room in the
+    /// line's queue.
+    nacks_suppressed: bool,
 }
 
 impl TrackIn {
@@ -462,6 +534,26 @@ impl TrackIn {
         }
         order
     }
+
+    /// Whether a subscriber may be switched to layer `index`: it arrives, or it is
+    /// paused on our word and resumes when asked, or it was only just published or
+    /// resumed. A layer the publisher stopped on its own (its encoder dropped it for
+    /// lack of uplink) is none of these, and waiting for its keyframe would freeze the
+    /// video.
+    fn is_available(&self, index: usize, now: Instant) -> bool {
+        let Some(layer) = self.layers.get(index) else {
+            return false;
+        };
+        let announced_active = self
+            .announced
+            .as_ref()
+            .is_none_or(|announced| announced.get(index).copied().unwrap_or(true));
+        !announced_active
+            || now.saturating_duration_since(layer.expected_from) < LAYER_SILENCE
+            || layer
+                .last_packet
+                .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
+    }
 }
 
 impl LayerIn {
@@ -470,23 +562,15 @@ impl LayerIn {
             rid,
             keyframes: KeyframeThrottle::new(keyframe_interval),
             arrivals: Arrivals::default(),
+            round_arrivals: Arrivals::default(),
             bytes: 0,
             bitrate: None,
             height: None,
             wanted_at: now,
             last_packet: None,
             expected_from: now,
+            nacks_suppressed: false,
         }
-    }
-
-    /// Whether a subscriber may be switched to this layer: it arrives, or it is paused
-    /// on our word and resumes when asked, or it was only just published or resumed.
-    /// A layer the publisher stopped on its own (its encoder dropped it for lack of
-    /// uplink) is none of these, and waiting for its keyframe would freeze the video.
-    fn is_available(&self, announced_active: bool, now: Instant) -> bool {
-        !announced_active
-            || self.last_packet.is_some_and(|t| now - t < LAYER_SILENCE)
-            || now - self.expected_from < LAYER_SILENCE
     }
 }
 
@@ -1079,12 +1163,15 @@ impl Sfu {
             }
             let order = source.lowest_first();
             let count = order.len();
+            // A publisher whose uplink is full is dropping its higher layers: its
+            // subscribers step down to its lowest now, not once those layers have gone
+            // silent, and the lowest layer's keyframe is the one that fits its line.
+            let lowest_only = publisher.uplink_losing(now);
             let mut layers = Vec::new();
             let mut indices = Vec::new();
             for (rank, &index) in order.iter().enumerate() {
                 let layer = &source.layers[index];
-                let active = source.announced.as_ref().is_none_or(|a| a[index]);
-                if !layer.is_available(active, now) {
+                if !source.is_available(index, now) || (lowest_only && rank > 0) {
                     continue;
                 }
                 let nominal = NOMINAL_LAYER_BPS[(NOMINAL_LAYER_BPS.len() + rank)
@@ -1216,6 +1303,14 @@ impl Sfu {
     /// [`LayerSwitch::set_stand_ins`]).
     fn ask_for_keyframes(&mut self, requests: Vec<(TrackKey, usize, bool)>, now: Instant) {
         for (key, layer, stand_in) in requests {
+            // The keyframe a switch waits for is repaired if its packets are lost,
+            // though the layer was no one's until now.
+            if let Some(publisher) = self.peers.get_mut(&key.peer)
+                && let Some(track) = publisher.tracks_in.get_mut(&key.mid)
+                && let Some(layer) = track.layers.get_mut(layer)
+            {
+                set_nacks_suppressed(&mut publisher.rtc, key.mid, layer, false);
+            }
             if stand_in {
                 // Only a stand-in that arrives now: one that does not would answer
                 // after the target anyway.
@@ -1262,6 +1357,9 @@ impl Sfu {
             }
         }
         self.layers_due = any_video.then_some(now + LAYER_INTERVAL);
+        for (&id, peer) in &mut self.peers {
+            peer.check_uplink(id, now);
+        }
         let receivers: Vec<PeerId> = self
             .peers
             .iter()
@@ -1302,6 +1400,24 @@ impl Sfu {
                 .and_then(|track| track.layers.get_mut(layer))
             {
                 layer.wanted_at = now;
+            }
+        }
+        // Resends are asked only of layers someone receives or waits for, that still
+        // come, and, while the publisher's uplink is full, of its lowest layer only:
+        // for any other they would take the uplink for pictures no one sees.
+        for peer in self.peers.values_mut() {
+            let lowest_only = peer.uplink_losing(now);
+            for (&mid, track) in &mut peer.tracks_in {
+                if !track.kind.is_video() {
+                    continue;
+                }
+                let lowest = track.lowest_first().first().copied();
+                for index in 0..track.layers.len() {
+                    let suppress = track.layers[index].wanted_at != now
+                        || !track.is_available(index, now)
+                        || (lowest_only && Some(index) != lowest);
+                    set_nacks_suppressed(&mut peer.rtc, mid, &mut track.layers[index], suppress);
+                }
             }
         }
         for (&id, peer) in &mut self.peers {
@@ -1824,15 +1940,22 @@ impl Sfu {
         let Some(layer_index) = track.layers.iter().position(|layer| layer.rid == rid) else {
             return;
         };
-        let layer = &mut track.layers[layer_index];
         // A video layer that starts (its first packet, a screen shared, an encoder
         // resumed) is chosen for the subscribers at once, before this packet is
-        // forwarded: it is usually the keyframe a switch waits for.
-        let starts = track.kind.is_video()
+        // forwarded: it is usually the keyframe a switch waits for. Only new packets
+        // count: resends of what a layer sent before its encoder stopped it are not the
+        // layer coming.
+        let layer = &mut track.layers[layer_index];
+        let new = layer.arrivals.packet(*packet.seq_no);
+        layer.round_arrivals.packet(*packet.seq_no);
+        let starts = new
+            && track.kind.is_video()
             && layer
                 .last_packet
                 .is_none_or(|t| now.saturating_duration_since(t) >= LAYER_SILENCE);
-        layer.last_packet = Some(now);
+        if new {
+            layer.last_packet = Some(now);
+        }
         if starts {
             let room = peer.room;
             let subscribers: Vec<PeerId> = self
@@ -1856,7 +1979,6 @@ impl Sfu {
             return;
         };
         let layer = &mut track.layers[layer_index];
-        layer.arrivals.packet(*packet.seq_no);
         layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD_BYTES;
         let is_audio = track.kind == MediaKind::Audio;
         // Read once here, not per subscriber: where a keyframe starts, its size, and
@@ -2418,6 +2540,19 @@ fn restart_stuck_estimator(
     tracing::debug!(peer = %id, estimate, "estimate stuck: estimator restarted");
     peer.rtc.bwe().reset(Bitrate::bps(estimate));
     peer.estimate_moved_at = now;
+}
+
+/// Tells str0m whether to ask for resends of `layer`'s lost packets, if that changed.
+/// A layer whose stream has not begun is left as it is: str0m has no stream to tell.
+fn set_nacks_suppressed(rtc: &mut Rtc, mid: Mid, layer: &mut LayerIn, suppress: bool) {
+    if layer.nacks_suppressed == suppress {
+        return;
+    }
+    if let Some(stream) = rtc.direct_api().stream_rx_by_mid(mid, layer.rid) {
+        stream.suppress_nack(suppress);
+        layer.nacks_suppressed = suppress;
+        tracing::debug!(%mid, rid = ?layer.rid, suppress, "resends of a layer");
+    }
 }
 
 /// The median of `values` (the lower middle one of an even count); `None` if empty.

@@ -287,25 +287,59 @@ pub(crate) struct Arrivals {
 }
 
 impl Arrivals {
-    pub(crate) fn packet(&mut self, seq: u64) {
+    /// Counts a packet; returns whether it is new, beyond every one seen before, and
+    /// not a resend or a late arrival of one the sender moved on from.
+    pub(crate) fn packet(&mut self, seq: u64) -> bool {
         self.received += 1;
         if self.start_after.is_none() {
             // The first packet ever: the interval starts just before it.
             self.start_after = Some(seq.saturating_sub(1));
         }
-        if self.highest.is_none_or(|h| seq > h) {
+        let new = self.highest.is_none_or(|h| seq > h);
+        if new {
             self.highest = Some(seq);
         }
+        new
     }
 
     /// The fraction lost since the last call, if any packet was expected; starts the
     /// next interval. A late packet from an earlier interval counts as received now,
     /// so a fraction errs low, never high.
     pub(crate) fn take_loss(&mut self) -> Option<f32> {
+        let (expected, lost) = self.take_counts()?;
+        (expected > 0).then(|| lost as f32 / expected as f32)
+    }
+
+    /// The packets expected since the last call and how many of them were lost; starts
+    /// the next interval. `None` before the first packet.
+    pub(crate) fn take_counts(&mut self) -> Option<(u64, u64)> {
         let (highest, start_after) = (self.highest?, self.start_after?);
         let expected = highest.saturating_sub(start_after);
         let received = std::mem::take(&mut self.received);
         self.start_after = Some(highest);
-        (expected > 0).then(|| expected.saturating_sub(received) as f32 / expected as f32)
+        Some((expected, expected.saturating_sub(received)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Arrivals;
+
+    #[test]
+    fn a_resend_counts_as_received_but_not_as_new() {
+        let mut arrivals = Arrivals::default();
+        assert!(arrivals.packet(10));
+        assert!(arrivals.packet(11));
+        // 12 and 13 lost on the line; 14 comes, then 12 resent, and 13 never.
+        assert!(arrivals.packet(14));
+        assert!(!arrivals.packet(12));
+        assert_eq!(arrivals.take_counts(), Some((5, 1)));
+        // The next interval starts after 14: a late 13 counts as received in it, so
+        // its loss errs low.
+        assert!(!arrivals.packet(13));
+        assert!(arrivals.packet(15));
+        assert_eq!(arrivals.take_counts(), Some((1, 0)));
+        // Nothing expected since: no fraction to give.
+        assert_eq!(arrivals.take_loss(), None);
     }
 }

@@ -77,6 +77,9 @@ struct Client {
     /// When not zero, the client answers this many of the server's offers with
     /// garbage instead of its answer (and does not apply them).
     garbage_answers: u32,
+    /// The resend requests (NACKs) the client received for each layer it sends, by
+    /// rid ("" without simulcast), as of str0m's last statistics.
+    nacks_by_rid: HashMap<String, u64>,
 }
 
 /// The core's configuration in these tests: monitoring on, estimation off.
@@ -142,6 +145,7 @@ impl World {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .enable_opus(true, self.offer_red)
+            .set_stats_interval(Some(Duration::from_millis(100)))
             .build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut change = rtc.sdp_api();
@@ -170,6 +174,7 @@ impl World {
             gone: None,
             events: Vec::new(),
             garbage_answers: 0,
+            nacks_by_rid: HashMap::new(),
         });
         self.sfu.handle_command(
             Command::AddPeer {
@@ -298,6 +303,10 @@ impl World {
                     }
                 }
                 Output::Event(Event::KeyframeRequest(_)) => client.keyframe_requests += 1,
+                Output::Event(Event::MediaEgressStats(stats)) => {
+                    let rid = stats.rid.map(|rid| rid.to_string()).unwrap_or_default();
+                    client.nacks_by_rid.insert(rid, stats.nacks);
+                }
                 Output::Event(_) => {}
             }
         }

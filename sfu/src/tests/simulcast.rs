@@ -44,6 +44,15 @@ fn frame_height(frame: &[u8]) -> u16 {
     u16::from_le_bytes([frame[8], frame[9]])
 }
 
+/// The layers a browser sends, lowest first.
+fn three_layers() -> Simulcast {
+    let mut simulcast = Simulcast::new();
+    for (rid, _) in LAYERS {
+        simulcast.add_send_layer(SimulcastLayer::new(rid));
+    }
+    simulcast
+}
+
 /// Writes one frame of every layer from the client at `index`.
 fn publish_layers(world: &mut World, index: usize, count: u64) {
     publish_some_layers(world, index, count, &["l", "m", "h"]);
@@ -102,11 +111,7 @@ fn run(world: &mut World, duration: Duration, publisher: usize, count: &mut u64)
 #[test]
 fn a_publisher_that_sends_only_its_lowest_layer_is_seen_at_once() {
     let mut world = World::new();
-    let mut simulcast = Simulcast::new();
-    for (rid, _) in LAYERS {
-        simulcast.add_send_layer(SimulcastLayer::new(rid));
-    }
-    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
     let subscriber = world.join(1);
     // 0.7 s of the lowest layer alone, well inside the 1.5 s in which the other
     // layers still count as about to come.
@@ -139,11 +144,7 @@ fn a_publisher_that_sends_only_its_lowest_layer_is_seen_at_once() {
 #[test]
 fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     let mut world = World::new();
-    let mut simulcast = Simulcast::new();
-    for (rid, _) in LAYERS {
-        simulcast.add_send_layer(SimulcastLayer::new(rid));
-    }
-    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
     let large = world.join(1);
     let small = world.join(1);
     let mut count = 0;
@@ -226,6 +227,74 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
     );
 }
 
+/// A publisher whose uplink suddenly loses half of what it sends, as a line capped
+/// below its video does: its subscriber steps down to its lowest layer, and only that
+/// layer's lost packets are asked for again (resends of the others would go into the
+/// same full line as its audio, for pictures no one will see). Once its line is clean
+/// again, the top layer comes back.
+#[test]
+fn a_publisher_whose_uplink_fills_up_is_asked_to_resend_only_its_lowest_layer() {
+    let mut world = World::new();
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
+    let subscriber = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(3), publisher, &mut count);
+    assert_eq!(
+        received_layers(&world, subscriber)
+            .last()
+            .map(String::as_str),
+        Some("h")
+    );
+    let nacks = |world: &World, rid: &str| {
+        world.clients[publisher]
+            .nacks_by_rid
+            .get(rid)
+            .copied()
+            .unwrap_or(0)
+    };
+
+    world.clients[publisher].drop_every = 2;
+    // A round of layers (half a second) to see the loss, another to act on it, and
+    // str0m's statistics a tenth of a second behind.
+    run(
+        &mut world,
+        Duration::from_millis(1200),
+        publisher,
+        &mut count,
+    );
+    let (h_before, m_before, l_before) =
+        (nacks(&world, "h"), nacks(&world, "m"), nacks(&world, "l"));
+    let received_before = received_layers(&world, subscriber).len();
+    run(&mut world, Duration::from_secs(2), publisher, &mut count);
+    let under_loss = received_layers(&world, subscriber).split_off(received_before);
+    assert!(
+        !under_loss.is_empty() && under_loss.iter().all(|l| l == "l"),
+        "the subscriber should see the lowest layer only: {under_loss:?}"
+    );
+    assert!(
+        nacks(&world, "l") > l_before,
+        "the lowest layer's losses should still be asked for again: {:?}",
+        world.clients[publisher].nacks_by_rid
+    );
+    assert_eq!(
+        (nacks(&world, "h"), nacks(&world, "m")),
+        (h_before, m_before),
+        "the higher layers' losses were asked for again: {:?}",
+        world.clients[publisher].nacks_by_rid
+    );
+
+    // The line is clean again: after the hold, the top layer comes back.
+    world.clients[publisher].drop_every = 0;
+    let received_before = received_layers(&world, subscriber).len();
+    run(&mut world, Duration::from_secs(4), publisher, &mut count);
+    let after = received_layers(&world, subscriber).split_off(received_before);
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("h"),
+        "the top layer should come back: {after:?}"
+    );
+}
+
 /// A world with bandwidth estimation on, as in the product (each subscriber's layer
 /// follows its own line), and a client publishing three layers in room 1.
 fn estimating_world_with_publisher() -> (World, usize) {
@@ -234,11 +303,7 @@ fn estimating_world_with_publisher() -> (World, usize) {
         initial_estimate: Some(5_000_000),
         ..super::test_config()
     });
-    let mut simulcast = Simulcast::new();
-    for (rid, _) in LAYERS {
-        simulcast.add_send_layer(SimulcastLayer::new(rid));
-    }
-    let publisher = world.join_publishing(1, Subscriptions::All, Some(simulcast));
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
     (world, publisher)
 }
 
