@@ -51,6 +51,15 @@ const UNWANTED_LAYER_HOLD: Duration = Duration::from_secs(4);
 /// A layer silent this long while its publisher was asked to send it is taken as
 /// stopped by the publisher's own encoder.
 const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+/// A layer its publisher's encoder dropped on its own (it fell silent while it was to
+/// be sent) within this long, when it starts again (on its own, or resumed for a
+/// subscriber), is switched to, up from a layer still flowing, only once it has come
+/// for [`LAYER_SETTLE`]. Asked to resume such a layer, a browser on a capped uplink sent
+/// its keyframe and dropped it again at once; a subscriber switched to it at that
+/// keyframe was left on a frozen picture until the layer counted as silent (up to 1.9 s,
+/// four times in a 20 s cap of the capped-publisher scenario).
+const DROPPED_LAYER_MEMORY: Duration = Duration::from_secs(30);
+const LAYER_SETTLE: Duration = Duration::from_secs(1);
 /// Loss on the way from a publisher, beyond its line's usual, above which its uplink
 /// counts as full: over one round of layers ([`LAYER_INTERVAL`]), over every stream it
 /// sends, of at least [`UPLINK_MIN_EXPECTED`] packets. A browser whose uplink was capped
@@ -513,6 +522,10 @@ struct LayerIn {
     /// When it was published or last told to resume: until a while after, it counts
     /// as coming even though nothing arrived yet.
     expected_from: Instant,
+    /// When its publisher's encoder last dropped it ([`DROPPED_LAYER_MEMORY`]).
+    dropped_at: Option<Instant>,
+    /// When it last started again after it was dropped ([`LAYER_SETTLE`]).
+    restarted_at: Option<Instant>,
     /// Whether str0m is told not to ask the publisher to resend its lost packets: no
     /// subscriber receives the layer, or its encoder stopped it, or the publisher's
     /// uplink is full and this is not its lowest layer. On an uplink that just filled
@@ -554,6 +567,36 @@ impl TrackIn {
                 .last_packet
                 .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
     }
+
+    /// Notes the layers its publisher's encoder has dropped since they last came: those
+    /// silent for [`LAYER_SILENCE`] while they were to be sent.
+    fn note_dropped_layers(&mut self, now: Instant) {
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            let announced_active = self
+                .announced
+                .as_ref()
+                .is_none_or(|announced| announced.get(index).copied().unwrap_or(true));
+            let Some(last) = layer.last_packet else {
+                continue;
+            };
+            if announced_active
+                && now.saturating_duration_since(layer.expected_from) >= LAYER_SILENCE
+                && now.saturating_duration_since(last) >= LAYER_SILENCE
+                && layer.dropped_at.is_none_or(|at| at < last)
+            {
+                layer.dropped_at = Some(now);
+            }
+        }
+    }
+
+    /// Whether layer `index` started again less than [`LAYER_SETTLE`] ago after its
+    /// publisher had dropped it.
+    fn is_settling(&self, index: usize, now: Instant) -> bool {
+        self.layers
+            .get(index)
+            .and_then(|layer| layer.restarted_at)
+            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_SETTLE)
+    }
 }
 
 impl LayerIn {
@@ -569,6 +612,8 @@ impl LayerIn {
             wanted_at: now,
             last_packet: None,
             expected_from: now,
+            dropped_at: None,
+            restarted_at: None,
             nacks_suppressed: false,
         }
     }
@@ -1167,11 +1212,24 @@ impl Sfu {
             // subscribers step down to its lowest now, not once those layers have gone
             // silent, and the lowest layer's keyframe is the one that fits its line.
             let lowest_only = publisher.uplink_losing(now);
+            // A layer that just started again after its publisher dropped it waits to
+            // be switched to while another flows, unless this subscriber is on it.
+            let receiving = track.switch.current();
+            let settled = |index: usize| {
+                source.is_available(index, now)
+                    && (!source.is_settling(index, now) || receiving == Some(index))
+            };
+            let any_settled = order.iter().any(|&index| settled(index));
             let mut layers = Vec::new();
             let mut indices = Vec::new();
             for (rank, &index) in order.iter().enumerate() {
                 let layer = &source.layers[index];
-                if !source.is_available(index, now) || (lowest_only && rank > 0) {
+                let usable = if any_settled {
+                    settled(index)
+                } else {
+                    source.is_available(index, now)
+                };
+                if !usable || (lowest_only && rank > 0) {
                     continue;
                 }
                 let nominal = NOMINAL_LAYER_BPS[(NOMINAL_LAYER_BPS.len() + rank)
@@ -1412,6 +1470,7 @@ impl Sfu {
                     continue;
                 }
                 let lowest = track.lowest_first().first().copied();
+                track.note_dropped_layers(now);
                 for index in 0..track.layers.len() {
                     let suppress = track.layers[index].wanted_at != now
                         || !track.is_available(index, now)
@@ -1953,6 +2012,13 @@ impl Sfu {
             && layer
                 .last_packet
                 .is_none_or(|t| now.saturating_duration_since(t) >= LAYER_SILENCE);
+        if starts
+            && layer
+                .dropped_at
+                .is_some_and(|at| now.saturating_duration_since(at) < DROPPED_LAYER_MEMORY)
+        {
+            layer.restarted_at = Some(now);
+        }
         if new {
             layer.last_packet = Some(now);
         }

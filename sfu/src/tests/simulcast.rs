@@ -295,6 +295,97 @@ fn a_publisher_whose_uplink_fills_up_is_asked_to_resend_only_its_lowest_layer() 
     );
 }
 
+/// Writes a frame of each of `rids` every 50 ms from the client at `publisher`.
+fn run_some(
+    world: &mut World,
+    duration: Duration,
+    publisher: usize,
+    count: &mut u64,
+    rids: &[&str],
+) {
+    world.run(duration, |world| {
+        if (world.now - world.start).as_millis() % 50 == 0 {
+            publish_some_layers(world, publisher, *count, rids);
+            *count += 1;
+        }
+    });
+}
+
+/// A browser on a capped uplink drops its higher layers, and when it sends them again
+/// (on its own as its estimate creeps up, or asked to resume them) it may drop them
+/// again within half a second. A subscriber on the lowest layer is not switched to such
+/// a layer at its first keyframe, which would leave it on a frozen picture once the
+/// layer stops; a layer that keeps coming, it gets.
+#[test]
+fn a_dropped_layer_that_comes_back_briefly_is_not_switched_to() {
+    let mut world = World::new();
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
+    let subscriber = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(3), publisher, &mut count);
+    assert_eq!(
+        received_layers(&world, subscriber)
+            .last()
+            .map(String::as_str),
+        Some("h")
+    );
+    // The browser drops its higher layers: the subscriber is moved to the lowest (after
+    // the top layer is silent 1.5 s; the middle one, paused as no one's, may be resumed
+    // for it first, and this browser does not resume it: 1.5 s more).
+    run_some(
+        &mut world,
+        Duration::from_secs(5),
+        publisher,
+        &mut count,
+        &["l"],
+    );
+    assert_eq!(
+        received_layers(&world, subscriber)
+            .last()
+            .map(String::as_str),
+        Some("l")
+    );
+
+    // They come back for 300 ms and stop again: the subscriber stays on the lowest.
+    let before = received_layers(&world, subscriber).len();
+    let all = ["l", "m", "h"];
+    run_some(
+        &mut world,
+        Duration::from_millis(300),
+        publisher,
+        &mut count,
+        &all,
+    );
+    run_some(
+        &mut world,
+        Duration::from_secs(2),
+        publisher,
+        &mut count,
+        &["l"],
+    );
+    let brief = received_layers(&world, subscriber).split_off(before);
+    assert!(
+        brief.len() > 30 && brief.iter().all(|l| l == "l"),
+        "switched to a layer that came back for 300 ms: {brief:?}"
+    );
+
+    // They come back for good: the subscriber gets the top layer again.
+    let before = received_layers(&world, subscriber).len();
+    run_some(
+        &mut world,
+        Duration::from_secs(3),
+        publisher,
+        &mut count,
+        &all,
+    );
+    let back = received_layers(&world, subscriber).split_off(before);
+    assert_eq!(
+        back.last().map(String::as_str),
+        Some("h"),
+        "the top layer never came back: {back:?}"
+    );
+}
+
 /// A world with bandwidth estimation on, as in the product (each subscriber's layer
 /// follows its own line), and a client publishing three layers in room 1.
 fn estimating_world_with_publisher() -> (World, usize) {
