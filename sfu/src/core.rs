@@ -557,25 +557,26 @@ impl TrackIn {
         let Some(layer) = self.layers.get(index) else {
             return false;
         };
-        let announced_active = self
-            .announced
-            .as_ref()
-            .is_none_or(|announced| announced.get(index).copied().unwrap_or(true));
-        !announced_active
+        !self.announced_active(index)
             || now.saturating_duration_since(layer.expected_from) < LAYER_SILENCE
             || layer
                 .last_packet
                 .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
     }
 
+    /// Whether the publisher was last told to send layer `index` (or told nothing yet).
+    fn announced_active(&self, index: usize) -> bool {
+        self.announced
+            .as_ref()
+            .is_none_or(|announced| announced.get(index).copied().unwrap_or(true))
+    }
+
     /// Notes the layers its publisher's encoder has dropped since they last came: those
     /// silent for [`LAYER_SILENCE`] while they were to be sent.
     fn note_dropped_layers(&mut self, now: Instant) {
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            let announced_active = self
-                .announced
-                .as_ref()
-                .is_none_or(|announced| announced.get(index).copied().unwrap_or(true));
+        for index in 0..self.layers.len() {
+            let announced_active = self.announced_active(index);
+            let layer = &mut self.layers[index];
             let Some(last) = layer.last_packet else {
                 continue;
             };
@@ -1383,8 +1384,7 @@ impl Sfu {
                 .peers
                 .get(&key.peer)
                 .and_then(|publisher| publisher.tracks_in.get(&key.mid))
-                .and_then(|track| track.announced.as_ref())
-                .is_some_and(|announced| !announced.get(layer).copied().unwrap_or(true));
+                .is_some_and(|track| !track.announced_active(layer));
             if paused {
                 self.layers_due = Some(now);
             }
