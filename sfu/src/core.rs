@@ -31,7 +31,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::line_probe::LineProbe;
 use crate::line_test::{self, LineTest};
-use crate::link::{Arrivals, LineCheck, LinkMeter, LinkSample};
+use crate::link::{Arrivals, ArrivalsMark, LineCheck, LinkMeter, LinkSample};
 use crate::opus;
 use crate::simulcast::{self, LayerInfo, LayerSwitch, SourcePacket, TrackDemand};
 use crate::throttle::KeyframeThrottle;
@@ -381,7 +381,7 @@ impl Peer {
             .values_mut()
             .flat_map(|t| t.layers.iter_mut())
         {
-            if let Some((e, l)) = layer.round_arrivals.take_counts() {
+            if let Some((e, l)) = layer.arrivals.take_counts(&mut layer.round_mark) {
                 expected += e;
                 lost += l;
             }
@@ -426,7 +426,7 @@ impl Peer {
             .values_mut()
             .flat_map(|t| t.layers.iter_mut().map(|l| (t.kind, l)))
         {
-            let Some(loss) = layer.arrivals.take_loss() else {
+            let Some(loss) = layer.arrivals.take_loss(&mut layer.sample_mark) else {
                 continue;
             };
             let slot = match track {
@@ -505,10 +505,12 @@ struct TrackIn {
 struct LayerIn {
     rid: Option<Rid>,
     keyframes: KeyframeThrottle,
-    /// Packets received since the last line sample, for the uplink's loss.
+    /// Its packets received, for the uplink's loss and to tell new ones from resends.
     arrivals: Arrivals,
-    /// Packets received since the last round of layers, for a full uplink.
-    round_arrivals: Arrivals,
+    /// Where the last line sample's interval of them ended (the uplink's loss), and the
+    /// last round of layers' (a full uplink).
+    sample_mark: ArrivalsMark,
+    round_mark: ArrivalsMark,
     /// Bytes on the line (payload and overhead) since the last measurement.
     bytes: u64,
     /// Measured bits per second on the line; kept while the layer is paused.
@@ -606,7 +608,8 @@ impl LayerIn {
             rid,
             keyframes: KeyframeThrottle::new(keyframe_interval),
             arrivals: Arrivals::default(),
-            round_arrivals: Arrivals::default(),
+            sample_mark: ArrivalsMark::default(),
+            round_mark: ArrivalsMark::default(),
             bytes: 0,
             bitrate: None,
             height: None,
@@ -2006,7 +2009,6 @@ impl Sfu {
         // layer coming.
         let layer = &mut track.layers[layer_index];
         let new = layer.arrivals.packet(*packet.seq_no);
-        layer.round_arrivals.packet(*packet.seq_no);
         let starts = new
             && track.kind.is_video()
             && layer

@@ -274,14 +274,25 @@ fn rtp_units_to_duration(units: u32, kind: MediaKind) -> Duration {
     Duration::from_micros(u64::from(units) * 1_000_000 / rate)
 }
 
-/// Counts one incoming stream's packets between two samples, to measure the uplink's
-/// loss over exactly that interval. Receiver reports cannot: str0m sends them for
-/// audio only every 5 s, and a retransmitted video packet counts in them as received.
-/// Audio is never retransmitted, so its gaps here are the line's own loss.
+/// Counts one incoming stream's packets, to measure the uplink's loss over exactly an
+/// interval: each reader of it (the line sample, the round of layers) keeps an
+/// [`ArrivalsMark`] of where its last interval ended. Receiver reports cannot: str0m
+/// sends them for audio only every 5 s, and a retransmitted video packet counts in them
+/// as received. Audio is never retransmitted, so its gaps here are the line's own loss.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
-    /// The highest extended sequence number seen, and the one the interval starts after.
+    /// The first extended sequence number seen, and the highest.
+    first: Option<u64>,
     highest: Option<u64>,
+    /// Packets received in all.
+    received: u64,
+}
+
+/// Where one reader's last interval of an [`Arrivals`] ended.
+#[derive(Debug, Default)]
+pub(crate) struct ArrivalsMark {
+    /// The sequence number the next interval starts after, and the packets received
+    /// in all by then.
     start_after: Option<u64>,
     received: u64,
 }
@@ -291,10 +302,7 @@ impl Arrivals {
     /// not a resend or a late arrival of one the sender moved on from.
     pub(crate) fn packet(&mut self, seq: u64) -> bool {
         self.received += 1;
-        if self.start_after.is_none() {
-            // The first packet ever: the interval starts just before it.
-            self.start_after = Some(seq.saturating_sub(1));
-        }
+        self.first.get_or_insert(seq);
         let new = self.highest.is_none_or(|h| seq > h);
         if new {
             self.highest = Some(seq);
@@ -302,44 +310,67 @@ impl Arrivals {
         new
     }
 
-    /// The fraction lost since the last call, if any packet was expected; starts the
-    /// next interval. A late packet from an earlier interval counts as received now,
-    /// so a fraction errs low, never high.
-    pub(crate) fn take_loss(&mut self) -> Option<f32> {
-        let (expected, lost) = self.take_counts()?;
+    /// The fraction lost since `mark`, if any packet was expected; moves `mark` on. A
+    /// late packet from an earlier interval counts as received now, so a fraction errs
+    /// low, never high.
+    pub(crate) fn take_loss(&self, mark: &mut ArrivalsMark) -> Option<f32> {
+        let (expected, lost) = self.take_counts(mark)?;
         (expected > 0).then(|| lost as f32 / expected as f32)
     }
 
-    /// The packets expected since the last call and how many of them were lost; starts
-    /// the next interval. `None` before the first packet.
-    pub(crate) fn take_counts(&mut self) -> Option<(u64, u64)> {
-        let (highest, start_after) = (self.highest?, self.start_after?);
+    /// The packets expected since `mark` and how many of them were lost; moves `mark`
+    /// on. `None` before the first packet.
+    pub(crate) fn take_counts(&self, mark: &mut ArrivalsMark) -> Option<(u64, u64)> {
+        let highest = self.highest?;
+        // A reader's first interval starts just before the first packet ever.
+        let start_after = mark
+            .start_after
+            .or_else(|| self.first.map(|first| first.saturating_sub(1)))?;
         let expected = highest.saturating_sub(start_after);
-        let received = std::mem::take(&mut self.received);
-        self.start_after = Some(highest);
+        let received = self.received.saturating_sub(mark.received);
+        mark.start_after = Some(highest);
+        mark.received = self.received;
         Some((expected, expected.saturating_sub(received)))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Arrivals;
+    use super::{Arrivals, ArrivalsMark};
 
     #[test]
     fn a_resend_counts_as_received_but_not_as_new() {
         let mut arrivals = Arrivals::default();
+        let mut mark = ArrivalsMark::default();
         assert!(arrivals.packet(10));
         assert!(arrivals.packet(11));
         // 12 and 13 lost on the line; 14 comes, then 12 resent, and 13 never.
         assert!(arrivals.packet(14));
         assert!(!arrivals.packet(12));
-        assert_eq!(arrivals.take_counts(), Some((5, 1)));
+        assert_eq!(arrivals.take_counts(&mut mark), Some((5, 1)));
         // The next interval starts after 14: a late 13 counts as received in it, so
         // its loss errs low.
         assert!(!arrivals.packet(13));
         assert!(arrivals.packet(15));
-        assert_eq!(arrivals.take_counts(), Some((1, 0)));
+        assert_eq!(arrivals.take_counts(&mut mark), Some((1, 0)));
         // Nothing expected since: no fraction to give.
-        assert_eq!(arrivals.take_loss(), None);
+        assert_eq!(arrivals.take_loss(&mut mark), None);
+    }
+
+    #[test]
+    fn each_reader_counts_its_own_intervals() {
+        let mut arrivals = Arrivals::default();
+        let (mut often, mut seldom) = (ArrivalsMark::default(), ArrivalsMark::default());
+        for seq in [100, 101, 103] {
+            arrivals.packet(seq);
+        }
+        assert_eq!(arrivals.take_counts(&mut often), Some((4, 1)));
+        for seq in [104, 107] {
+            arrivals.packet(seq);
+        }
+        assert_eq!(arrivals.take_counts(&mut often), Some((4, 2)));
+        // The other reader's first interval runs from before the first packet.
+        assert_eq!(arrivals.take_counts(&mut seldom), Some((8, 3)));
+        assert_eq!(arrivals.take_loss(&mut seldom), None);
     }
 }
