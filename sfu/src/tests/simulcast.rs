@@ -53,11 +53,6 @@ fn three_layers() -> Simulcast {
     simulcast
 }
 
-/// Writes one frame of every layer from the client at `index`.
-fn publish_layers(world: &mut World, index: usize, count: u64) {
-    publish_some_layers(world, index, count, &["l", "m", "h"]);
-}
-
 /// Writes one frame of each of `rids` from the client at `index`.
 fn publish_some_layers(world: &mut World, index: usize, count: u64, rids: &[&str]) {
     let now = world.now;
@@ -96,13 +91,43 @@ fn received_layers(world: &World, index: usize) -> Vec<String> {
 }
 
 fn run(world: &mut World, duration: Duration, publisher: usize, count: &mut u64) {
+    run_some(world, duration, publisher, count, &["l", "m", "h"]);
+}
+
+/// Writes a frame of each of `rids` every 50 ms, from half a second into the world, from
+/// the client at `publisher`.
+fn run_some(
+    world: &mut World,
+    duration: Duration,
+    publisher: usize,
+    count: &mut u64,
+    rids: &[&str],
+) {
     world.run(duration, |world| {
         let elapsed = world.now - world.start;
         if elapsed.as_millis() % 50 == 0 && elapsed > Duration::from_millis(500) {
-            publish_layers(world, publisher, *count);
+            publish_some_layers(world, publisher, *count, rids);
             *count += 1;
         }
     });
+}
+
+/// A world (estimation off) with a client publishing three layers and one subscribing,
+/// run until the subscriber receives the top layer: (world, publisher, subscriber,
+/// frames written).
+fn subscriber_on_the_top_layer() -> (World, usize, usize, u64) {
+    let mut world = World::new();
+    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
+    let subscriber = world.join(1);
+    let mut count = 0;
+    run(&mut world, Duration::from_secs(3), publisher, &mut count);
+    assert_eq!(
+        received_layers(&world, subscriber)
+            .last()
+            .map(String::as_str),
+        Some("h")
+    );
+    (world, publisher, subscriber, count)
 }
 
 /// A publisher that just (re)connected sends its lowest layer first and adds the others
@@ -116,13 +141,13 @@ fn a_publisher_that_sends_only_its_lowest_layer_is_seen_at_once() {
     // 0.7 s of the lowest layer alone, well inside the 1.5 s in which the other
     // layers still count as about to come.
     let mut count = 0;
-    world.run(Duration::from_millis(1200), |world| {
-        let elapsed = world.now - world.start;
-        if elapsed.as_millis() % 50 == 0 && elapsed > Duration::from_millis(500) {
-            publish_some_layers(world, publisher, count, &["l"]);
-            count += 1;
-        }
-    });
+    run_some(
+        &mut world,
+        Duration::from_millis(1200),
+        publisher,
+        &mut count,
+        &["l"],
+    );
     let early = received_layers(&world, subscriber);
     assert!(
         early.len() >= 5,
@@ -234,17 +259,7 @@ fn each_subscriber_gets_the_layer_its_shown_size_calls_for() {
 /// again, the top layer comes back.
 #[test]
 fn a_publisher_whose_uplink_fills_up_is_asked_to_resend_only_its_lowest_layer() {
-    let mut world = World::new();
-    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
-    let subscriber = world.join(1);
-    let mut count = 0;
-    run(&mut world, Duration::from_secs(3), publisher, &mut count);
-    assert_eq!(
-        received_layers(&world, subscriber)
-            .last()
-            .map(String::as_str),
-        Some("h")
-    );
+    let (mut world, publisher, subscriber, mut count) = subscriber_on_the_top_layer();
     let nacks = |world: &World, rid: &str| {
         world.clients[publisher]
             .nacks_by_rid
@@ -295,22 +310,6 @@ fn a_publisher_whose_uplink_fills_up_is_asked_to_resend_only_its_lowest_layer() 
     );
 }
 
-/// Writes a frame of each of `rids` every 50 ms from the client at `publisher`.
-fn run_some(
-    world: &mut World,
-    duration: Duration,
-    publisher: usize,
-    count: &mut u64,
-    rids: &[&str],
-) {
-    world.run(duration, |world| {
-        if (world.now - world.start).as_millis() % 50 == 0 {
-            publish_some_layers(world, publisher, *count, rids);
-            *count += 1;
-        }
-    });
-}
-
 /// A browser on a capped uplink drops its higher layers, and when it sends them again
 /// (on its own as its estimate creeps up, or asked to resume them) it may drop them
 /// again within half a second. A subscriber on the lowest layer is not switched to such
@@ -318,17 +317,7 @@ fn run_some(
 /// layer stops; a layer that keeps coming, it gets.
 #[test]
 fn a_dropped_layer_that_comes_back_briefly_is_not_switched_to() {
-    let mut world = World::new();
-    let publisher = world.join_publishing(1, Subscriptions::All, Some(three_layers()));
-    let subscriber = world.join(1);
-    let mut count = 0;
-    run(&mut world, Duration::from_secs(3), publisher, &mut count);
-    assert_eq!(
-        received_layers(&world, subscriber)
-            .last()
-            .map(String::as_str),
-        Some("h")
-    );
+    let (mut world, publisher, subscriber, mut count) = subscriber_on_the_top_layer();
     // The browser drops its higher layers: the subscriber is moved to the lowest (after
     // the top layer is silent 1.5 s; the middle one, paused as no one's, may be resumed
     // for it first, and this browser does not resume it: 1.5 s more).
